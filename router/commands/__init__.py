@@ -1,0 +1,1 @@
+"""Sub-commands of the ``router`` CLI, one module each (see :mod:`router.cli`)."""

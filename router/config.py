@@ -1,0 +1,347 @@
+"""``config.yaml``: where things are. Parsed strictly, then cross-checked.
+
+Phase one (:func:`parse_config`) validates the file against the pydantic models below, which
+forbid unknown keys; phase two (:func:`load_config`) checks references between sections
+(fallbacks name existing models, the default model is a chat model, ...). Every error names the
+file, the line and the key. What to *do* with a request (capability bars, budgets, permissions)
+lives in ``policies/``, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from router.yamlfile import Document, DocumentError, load_file, parse_text, validate
+
+#: Providers that speak OpenAI's chat-completions protocol: served by the fast pass-through path.
+OPENAI_COMPATIBLE_PROVIDERS = frozenset(
+    {
+        "openai",
+        "azure",
+        "deepseek",
+        "groq",
+        "together",
+        "mistral",
+        "fireworks",
+        "openrouter",
+        "perplexity",
+        "xai",
+        "moonshot",
+        "dashscope",
+        "zhipu",
+        "vllm",
+        "sglang",
+        "ollama",
+        "lmstudio",
+        "openai_compatible",
+    }
+)
+
+#: Default API bases for OpenAI-compatible providers, used when ``api_base`` is omitted.
+DEFAULT_API_BASES: Mapping[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together": "https://api.together.xyz/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "fireworks": "https://api.fireworks.ai/inference/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "perplexity": "https://api.perplexity.ai",
+    "xai": "https://api.x.ai/v1",
+    "moonshot": "https://api.moonshot.cn/v1",
+    "dashscope": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+    "zhipu": "https://open.bigmodel.cn/api/paas/v4",
+    "ollama": "http://127.0.0.1:11434/v1",
+    "lmstudio": "http://127.0.0.1:1234/v1",
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+_SIZE = re.compile(r"^\s*(?:(\d+)\s*[xX×]\s*)?(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBTkmbt]?)\s*$")
+_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+
+#: The documented development key of the default config: accepted only on a loopback address.
+DEV_KEY = "sk-router-dev"
+DEV_KEY_SHA256 = hashlib.sha256(DEV_KEY.encode()).hexdigest()
+
+
+def parse_count(value: str | int | float) -> float:
+    """Parse a parameter or token count: ``175B``, ``8x222B``, ``1.8T``, ``175e9``, ``500B``.
+
+    Raises ValueError with a one-line message on anything else, or on a count <= 0.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a count: {value!r}")
+    if isinstance(value, int | float):
+        n = float(value)
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise ValueError(
+                f"cannot parse {value!r}: use e.g. 175B, 8x222B, 1.8T, 70e9 or 500000"
+            )
+        mult = int(m.group(1)) if m.group(1) else 1
+        n = mult * float(m.group(2)) * _SUFFIX[m.group(3).upper()]
+    if not n > 0 or n != n or n == float("inf"):
+        raise ValueError(f"must be a positive number, got {value!r}")
+    return n
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///./router-data/router.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not (v.startswith("sqlite://") or v.startswith(("redis://", "rediss://", "unix://"))):
+            raise ValueError("store url must start with sqlite:///, redis://, rediss:// or unix://")
+        return v
+
+
+class KeyConfig(_Strict):
+    """A gateway key. The secret itself is never in the file: its SHA-256, or an env var."""
+
+    alias: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    user: str = "default"
+    team: str = "default"
+    models: tuple[str, ...] | None = None  # allowed models (None: all)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeyConfig:
+        if (self.key_sha256 is None) == (self.key_env is None):
+            raise ValueError("give exactly one of key_sha256 or key_env")
+        return self
+
+
+class AuthConfig(_Strict):
+    #: Refuse requests without a known key (401). Turn off only behind another authenticator.
+    require_key: bool = True
+    keys: tuple[KeyConfig, ...] = ()
+
+
+class GpuConfig(_Strict):
+    """A GPU for the article's formulas: dense BF16/FP16 throughput and rent."""
+
+    tflops: float = Field(gt=0)
+    usd_per_hour: float = Field(gt=0)
+    note: str | None = None
+
+
+class PriceConfig(_Strict):
+    """List price in US dollars per million tokens."""
+
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(0.0, ge=0)
+    cached_input_per_1m: float | None = Field(None, ge=0)
+
+
+class TimeoutConfig(_Strict):
+    connect: float = Field(5.0, gt=0)
+    #: Longest silence between two bytes from upstream (first byte included).
+    read: float = Field(120.0, gt=0)
+    #: Whole request, streaming included.
+    total: float = Field(600.0, gt=0)
+
+
+class ModelConfig(_Strict):
+    provider: str
+    upstream_model: str
+    mode: Literal["chat", "embedding"] = "chat"
+    api_base: str | None = None
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: Force the upstream path; default: "openai" for OpenAI-compatible providers, else "litellm".
+    api: Literal["openai", "litellm"] | None = None
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    #: tiktoken encoding or ``estimate``; default: chosen from the model family.
+    tokenizer: str | None = None
+    price: PriceConfig | None = None
+    #: Parameter count for the article's formula (self-hosted models), e.g. "8B", "8x7B".
+    params: str | None = None
+    #: Active parameters of a mixture-of-experts model (the formula prices these per token).
+    active_params: str | None = None
+    gpu: str | None = None
+    #: amortised: the GPU time the formula gives; marginal: zero while reserved GPUs sit idle.
+    pricing: Literal["amortised", "marginal"] = "amortised"
+    utilisation: float = Field(1.0, gt=0, le=1)
+    timeout: TimeoutConfig = TimeoutConfig()
+    max_retries: int = Field(2, ge=0, le=10)
+    fallbacks: tuple[str, ...] = ()
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("params", "active_params")
+    @classmethod
+    def _count(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_count(v)
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
+    @property
+    def api_path(self) -> Literal["openai", "litellm"]:
+        if self.api is not None:
+            return self.api
+        return "openai" if self.provider in OPENAI_COMPATIBLE_PROVIDERS else "litellm"
+
+
+class RoutingConfig(_Strict):
+    #: What ``auto`` resolves to when no policy is loaded.
+    default_model: str | None = None
+    default_embedding_model: str | None = None
+
+
+class CostsConfig(_Strict):
+    #: Completion tokens assumed before the call when a request gives no max_tokens, by task.
+    expected_output_tokens: dict[str, int] = Field(default_factory=dict)
+
+
+class Config(_Strict):
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    auth: AuthConfig = AuthConfig()
+    routing: RoutingConfig = RoutingConfig()
+    costs: CostsConfig = CostsConfig()
+    gpus: dict[str, GpuConfig] = Field(default_factory=dict)
+    models: dict[Annotated[str, Field(pattern=_NAME.pattern)], ModelConfig]
+    #: Where this config came from (set by the loader).
+    source: str = "<memory>"
+
+    def chat_models(self) -> list[str]:
+        return [n for n, m in self.models.items() if m.mode == "chat"]
+
+
+class ConfigError(DocumentError):
+    """config.yaml is malformed, fails its schema, or its sections disagree."""
+
+
+def _cross_check(doc: Document, cfg: Config) -> list[str]:
+    problems: list[str] = []
+    names = set(cfg.models)
+    for name, m in cfg.models.items():
+        loc: tuple[str | int, ...] = ("models", name)
+        for i, fb in enumerate(m.fallbacks):
+            if fb not in names:
+                problems.append(doc.error((*loc, "fallbacks", i), f"unknown model {fb!r}"))
+            elif fb == name:
+                problems.append(doc.error((*loc, "fallbacks", i), "a model cannot fall back to itself"))
+            elif cfg.models[fb].mode != m.mode:
+                problems.append(
+                    doc.error((*loc, "fallbacks", i), f"{fb!r} is a {cfg.models[fb].mode} model")
+                )
+        if m.api_path == "openai" and m.api_base is None and m.provider not in DEFAULT_API_BASES:
+            problems.append(doc.error(loc, f"provider {m.provider!r} needs an api_base"))
+        if m.gpu is not None and m.gpu.lower() not in _known_gpus(cfg):
+            problems.append(doc.error((*loc, "gpu"), f"unknown GPU {m.gpu!r}"))
+        if _virtual(name):
+            problems.append(doc.error(loc, f"{name!r} is reserved for routing"))
+        if m.active_params is not None and m.params is None:
+            problems.append(doc.error((*loc, "active_params"), "needs params as well"))
+    for field, mode in (("default_model", "chat"), ("default_embedding_model", "embedding")):
+        value = getattr(cfg.routing, field)
+        if value is None:
+            continue
+        if value not in names:
+            problems.append(doc.error(("routing", field), f"unknown model {value!r}"))
+        elif cfg.models[value].mode != mode:
+            problems.append(doc.error(("routing", field), f"{value!r} is not a {mode} model"))
+    seen: dict[str, str] = {}
+    for i, key in enumerate(cfg.auth.keys):
+        if key.alias in seen:
+            problems.append(doc.error(("auth", "keys", i, "alias"), f"duplicate alias {key.alias!r}"))
+        seen[key.alias] = key.alias
+        for j, model in enumerate(key.models or ()):
+            if model not in names and not model.startswith("auto"):
+                problems.append(doc.error(("auth", "keys", i, "models", j), f"unknown model {model!r}"))
+    return problems
+
+
+def _known_gpus(cfg: Config) -> set[str]:
+    from router.costs.gpus import BUILTIN_GPUS  # local: costs imports config
+
+    return {g.lower() for g in (*BUILTIN_GPUS, *cfg.gpus)}
+
+
+def _virtual(name: str) -> bool:
+    return name == "auto" or name.startswith("auto:")
+
+
+def build_config(doc: Document) -> Config:
+    """Phase one and two on an already parsed document."""
+    try:
+        cfg = validate(doc, Config)
+    except DocumentError as exc:
+        raise ConfigError(exc.problems) from None
+    problems = _cross_check(doc, cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg.model_copy(update={"source": doc.path})
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Load and check ``config.yaml``; raises :class:`ConfigError` naming file, line and key."""
+    try:
+        doc = load_file(path, env)
+    except DocumentError as exc:
+        raise ConfigError(exc.problems) from None
+    return build_config(doc)
+
+
+def config_from_text(text: str, path: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    try:
+        doc = parse_text(text, path, env)
+    except DocumentError as exc:
+        raise ConfigError(exc.problems) from None
+    return build_config(doc)
+
+
+def default_config_path() -> Path:
+    """``$ROUTER_CONFIG``, else ``./config.yaml``."""
+    return Path(os.environ.get("ROUTER_CONFIG", "config.yaml"))
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def resolve_key_hashes(cfg: Config, env: Mapping[str, str] | None = None) -> dict[str, KeyConfig]:
+    """Map SHA-256 of each configured key to its entry. Keys from unset env vars are skipped."""
+    env = os.environ if env is None else env
+    out: dict[str, KeyConfig] = {}
+    for key in cfg.auth.keys:
+        if key.key_sha256 is not None:
+            out[key.key_sha256] = key
+        elif key.key_env and env.get(key.key_env):
+            out[key_hash(env[key.key_env])] = key
+    return out
+
+
+def as_jsonable(cfg: Config) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
