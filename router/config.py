@@ -24,7 +24,6 @@ from router.yamlfile import Document, DocumentError, load_file, parse_text, vali
 OPENAI_COMPATIBLE_PROVIDERS = frozenset(
     {
         "openai",
-        "azure",
         "deepseek",
         "groq",
         "together",
@@ -105,6 +104,12 @@ class ServerConfig(_Strict):
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
+    #: Retries back off exponentially from this base (with jitter), honouring Retry-After up to
+    #: ``retry_backoff_max_s``.
+    retry_backoff_base_s: float = Field(0.25, ge=0)
+    retry_backoff_max_s: float = Field(8.0, ge=0)
+    #: Trust an incoming ``x-request-id`` header (e.g. from a load balancer) instead of minting one.
+    trust_request_id: bool = True
 
 
 class StoreConfig(_Strict):

@@ -1,0 +1,256 @@
+"""Token counting before the call, as the upstream will bill it.
+
+For OpenAI models the count is exact for text chat requests: tiktoken with the family's encoding
+plus the framing OpenAI bills (3 tokens per message, 1 more for a ``name``, 3 to prime the reply;
+see the OpenAI cookbook "How to count tokens with tiktoken", whose API-measured figures are pinned
+in tests/gateway/test_tokens.py). Approximations, documented:
+
+* tools: the cookbook's function-definition formula (exact for its examples; other JSON-schema
+  shapes, nested objects and arrays, are counted by their text and may be off by a few tokens);
+* images: OpenAI bills by pixel size, which is not known without fetching the image: ``low``
+  detail is 85 tokens (exact), ``high``/``auto`` counts 765 (a 1024x1024 image: 4 tiles);
+* assistant ``tool_calls``: name and arguments text plus 3 framing tokens each;
+* audio and file parts: their text only (transcripts are billed by the provider).
+
+Other families: DeepSeek uses its own tokenizer, which litellm ships; for the rest an estimate
+calibrated against tiktoken on the 10,000+ labelled prompts of the project's data set:
+1.35 tokens per CJK character and 0.225 per other character (cl100k-like; median relative
+error 13%). The seed article's rule of thumb (1 汉字 ≈ 2 tokens) fits GPT-3's p50k_base
+(2.45 per character), but over-counts cl100k_base by 36% and o200k_base by 90%.
+
+Nothing here touches the network: tiktoken is pointed at the BPE files litellm ships.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import orjson
+
+if TYPE_CHECKING:
+    from router.config import ModelConfig
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+IMAGE_LOW_DETAIL = 85
+IMAGE_DEFAULT = 765
+#: The estimate's rates (see the module docstring for how they were fitted).
+EST_PER_CJK = 1.35
+EST_PER_OTHER = 0.225
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+Counter = Callable[[str], int]
+
+
+def _litellm_tokenizer_dir() -> Path | None:
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or spec.origin is None:
+        return None
+    d = Path(spec.origin).parent / "litellm_core_utils" / "tokenizers"
+    return d if d.is_dir() else None
+
+
+def configure_offline() -> None:
+    """Point tiktoken at litellm's bundled BPE files and keep litellm off the network.
+
+    Must run before tiktoken or litellm load anything; idempotent; respects values already set.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+        d = _litellm_tokenizer_dir()
+        if d is not None:
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(d)
+
+
+def encoding_for(upstream_model: str, provider: str = "openai") -> str:
+    """The tokenizer name for a model: a tiktoken encoding, ``deepseek`` or ``estimate``."""
+    m = upstream_model.lower().rsplit("/", 1)[-1]
+    if m.startswith(("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")):
+        return "o200k_base"
+    if m.startswith(("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada")):
+        return "cl100k_base"
+    if m.startswith(("davinci", "text-davinci", "code-davinci")):
+        return "p50k_base"
+    if provider == "deepseek" or m.startswith("deepseek"):
+        return "deepseek"
+    return "estimate"
+
+
+def estimate_tokens(text: str) -> int:
+    """Calibrated estimate for tokenizers we do not have (see module docstring)."""
+    if not text:
+        return 0
+    cjk = len(_CJK.findall(text))
+    return int(cjk * EST_PER_CJK + (len(text) - cjk) * EST_PER_OTHER + 0.999)
+
+
+def tokenizer_for(model: ModelConfig) -> str:
+    """The tokenizer of a catalogue entry: its explicit ``tokenizer`` or its family's."""
+    return model.tokenizer or encoding_for(model.upstream_model, model.provider)
+
+
+Tokenizer = Union[str, "ModelConfig"]
+
+
+def _name(tokenizer: Tokenizer) -> str:
+    return tokenizer if isinstance(tokenizer, str) else tokenizer_for(tokenizer)
+
+
+@lru_cache(maxsize=None)
+def text_counter(tokenizer: str) -> Counter:
+    """A function counting the tokens of a string with ``tokenizer`` (loaded once)."""
+    if tokenizer == "estimate":
+        return estimate_tokens
+    if tokenizer == "deepseek":
+        d = _litellm_tokenizer_dir()
+        path = d / "deepseek_tokenizer.json" if d else None
+        if path is None or not path.is_file():
+            return estimate_tokens
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(path))
+
+        def count_hf(text: str) -> int:
+            return len(tok.encode(text, add_special_tokens=False).ids) if text else 0
+
+        return count_hf
+    configure_offline()
+    import tiktoken
+
+    enc = tiktoken.get_encoding(tokenizer)
+    encode = enc.encode_ordinary  # never raises on text that looks like a special token
+
+    def count(text: str) -> int:
+        return len(encode(text)) if text else 0
+
+    return count
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return orjson.dumps(value).decode()
+
+
+def _content_tokens(content: Any, count: Counter) -> int:
+    if isinstance(content, str):
+        return count(content)
+    if content is None:
+        return 0
+    if not isinstance(content, list):
+        return count(_as_text(content))
+    n = 0
+    for part in content:
+        if not isinstance(part, dict):
+            n += count(_as_text(part))
+            continue
+        kind = part.get("type")
+        if kind == "text" or (kind is None and "text" in part):
+            n += count(_as_text(part.get("text")))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            detail = image.get("detail") if isinstance(image, dict) else None
+            n += IMAGE_LOW_DETAIL if detail == "low" else IMAGE_DEFAULT
+        elif kind in ("input_audio", "file"):
+            continue
+        else:
+            n += count(_as_text(part.get("text", "")))
+    return n
+
+
+def _message_tokens(message: Any, count: Counter) -> int:
+    if not isinstance(message, dict):
+        return TOKENS_PER_MESSAGE + count(_as_text(message))
+    n = TOKENS_PER_MESSAGE
+    for key, value in message.items():
+        if key == "content":
+            n += _content_tokens(value, count)
+        elif key == "tool_calls" and isinstance(value, list):
+            for call in value:
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    n += 3 + count(_as_text(fn.get("name"))) + count(_as_text(fn.get("arguments")))
+        elif isinstance(value, str):
+            n += count(value)
+            if key == "name":
+                n += TOKENS_PER_NAME
+        elif value is not None:
+            n += count(_as_text(value))
+    return n
+
+
+def _tools_tokens(tools: Iterable[Any], count: Counter, o200k: bool) -> int:
+    """The cookbook's formula for function definitions (section 7 of the notebook)."""
+    func_init = 7 if o200k else 10
+    prop_init, prop_key, enum_init, enum_item, func_end = 3, 3, -3, 3, 12
+    n = 0
+    any_tool = False
+    for tool in tools:
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict):
+            continue
+        any_tool = True
+        n += func_init
+        desc = _as_text(fn.get("description", ""))
+        n += count(_as_text(fn.get("name", "")) + ":" + desc.removesuffix("."))
+        params = fn.get("parameters")
+        props = params.get("properties") if isinstance(params, dict) else None
+        if isinstance(props, dict) and props:
+            n += prop_init
+            for key, spec in props.items():
+                n += prop_key
+                spec = spec if isinstance(spec, dict) else {}
+                enum = spec.get("enum")
+                if isinstance(enum, list):
+                    n += enum_init
+                    for item in enum:
+                        n += enum_item + count(_as_text(item))
+                p_desc = _as_text(spec.get("description", "")).removesuffix(".")
+                n += count(f"{key}:{_as_text(spec.get('type', ''))}:{p_desc}")
+    return n + func_end if any_tool else 0
+
+
+def count_chat_tokens(body: Mapping[str, Any], tokenizer: Tokenizer) -> int:
+    """Prompt tokens of a chat-completions request body, as the upstream will bill them.
+
+    ``tokenizer`` is a tokenizer name (see :func:`encoding_for`) or a catalogue entry.
+    """
+    tokenizer = _name(tokenizer)
+    count = text_counter(tokenizer)
+    messages = body.get("messages")
+    n = REPLY_PRIMING
+    if isinstance(messages, list):
+        for message in messages:
+            n += _message_tokens(message, count)
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:
+        n += _tools_tokens(tools, count, tokenizer == "o200k_base")
+    return n
+
+
+def count_text_tokens(text: str, tokenizer: Tokenizer) -> int:
+    return text_counter(_name(tokenizer))(text)
+
+
+def count_embedding_input(value: Any, tokenizer: Tokenizer) -> int:
+    """Tokens of an embeddings ``input`` (a string, a list of strings, or token id lists)."""
+    count = text_counter(_name(tokenizer))
+    if isinstance(value, str):
+        return count(value)
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) for v in value):
+            return len(value)
+        return sum(
+            len(v) if isinstance(v, list) else count(_as_text(v)) for v in value
+        )
+    return 0
