@@ -1,0 +1,232 @@
+"""``create_app()``: routes, the one error renderer, and the lifespan that builds AppState.
+
+The hot endpoints (``/v1/chat/completions``, ``/v1/embeddings``) are plain Starlette routes
+taking the raw request: FastAPI's body validation and dependency solving would parse and copy
+the body a second time for nothing. Everything else uses FastAPI routes with typed
+dependencies. Route handlers stay thin: parse, call :mod:`router.pipeline`, render.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from router import __version__
+from router.config import Config, load_config
+from router.decide import VIRTUAL_MODELS
+from router.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+from router.pipeline import Outcome, handle_chat, handle_embeddings, log_outcome
+from router.state import AppState, build_state
+from router.upstream.base import Transport
+from router.validate import parse_json_object
+
+log = logging.getLogger("router")
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState | None = getattr(request.app.state, "router", None)
+    if state is None or not state.ready:
+        raise ServiceUnavailable("The gateway is starting up or shutting down.")
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def error_response(exc: GatewayError, request_id: str | None = None) -> Response:
+    headers = dict(exc.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return Response(exc.body(), status_code=exc.status_code, media_type="application/json",
+                    headers=headers)
+
+
+def _request_id(request: Request, trust: bool) -> str:
+    if trust:
+        given = request.headers.get("x-request-id")
+        if given and len(given) <= 128 and given.isascii() and given.isprintable():
+            return given
+    return "req_" + uuid.uuid4().hex
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
+    if length is not None:
+        body = await request.body()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        return body
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _proxy_endpoint(kind: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        state: AppState | None = getattr(request.app.state, "router", None)
+        trust = state.config.server.trust_request_id if state else True
+        request_id = _request_id(request, trust)
+        out: Outcome | None = None
+        try:
+            state = get_state(request)
+            caller = state.keys.authenticate(
+                request.headers.get("authorization"), request.headers.get("api-key")
+            )
+            out = Outcome(request_id=request_id, caller=caller, started=started)
+            raw = await _read_body(request, state.config.server.max_body_bytes)
+            body = parse_json_object(raw)
+            if kind == "chat":
+                response = await handle_chat(state, body, out, request.headers)
+            else:
+                response = await handle_embeddings(state, body, out)
+                log_outcome(out)
+            if kind == "chat" and response.media_type != "text/event-stream":
+                log_outcome(out)
+            return response
+        except GatewayError as exc:
+            if out is not None:
+                log_outcome(out, exc)
+            else:
+                log.warning("request_id=%s status=%d error=%s message=%r",
+                            request_id, exc.status_code, exc.type, exc.message)
+            return error_response(exc, request_id)
+        except Exception:
+            log.exception("request_id=%s unexpected error", request_id)
+            err = GatewayError(f"Internal error in the gateway (request id {request_id}).")
+            return error_response(err, request_id)
+
+    return endpoint
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    config_path: str | None = None,
+    transports: dict[str, Transport] | None = None,
+) -> FastAPI:
+    """Build the ASGI app. Give a ``Config``, or a path (default ``$ROUTER_CONFIG``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = config if config is not None else load_config(
+            config_path or os.environ.get("ROUTER_CONFIG", "config.yaml")
+        )
+        state = build_state(cfg, transports=transports)
+        app.state.router = state
+        state.ready = True
+        log.info("federated-router %s ready: %d models from %s", __version__, len(cfg.models),
+                 cfg.source)
+        try:
+            yield
+        finally:
+            state.ready = False
+            await state.aclose()
+
+    app = FastAPI(
+        title="federated-router",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.add_route("/v1/chat/completions", _proxy_endpoint("chat"), methods=["POST"])
+    app.add_route("/chat/completions", _proxy_endpoint("chat"), methods=["POST"])
+    app.add_route("/v1/embeddings", _proxy_endpoint("embeddings"), methods=["POST"])
+    app.add_route("/embeddings", _proxy_endpoint("embeddings"), methods=["POST"])
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        state: AppState | None = getattr(request.app.state, "router", None)
+        if state is None or not state.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "models": len(state.targets)})
+
+    @app.get("/v1/models")
+    async def list_models(request: Request, state: State) -> dict[str, Any]:
+        state.keys.authenticate(request.headers.get("authorization"),
+                                request.headers.get("api-key"))
+        return {"object": "list", "data": _model_cards(state)}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str, request: Request, state: State) -> dict[str, Any]:
+        state.keys.authenticate(request.headers.get("authorization"),
+                                request.headers.get("api-key"))
+        for card in _model_cards(state):
+            if card["id"] == model_id:
+                return card
+        raise NotFound(f"The model '{model_id}' does not exist.", param="model",
+                       code="model_not_found")
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        return error_response(exc, request.headers.get("x-request-id"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"Method {request.method} is not allowed "
+                                                   f"on {request.url.path}."))
+        if exc.status_code == 404:
+            return error_response(NotFound(f"Unknown path {request.url.path}."))
+        err = GatewayError(str(exc.detail))
+        return Response(err.body(), status_code=exc.status_code, media_type="application/json")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(GatewayError("Internal error in the gateway."))
+
+    return app
+
+
+def _model_cards(state: AppState) -> list[dict[str, Any]]:
+    cards: list[dict[str, Any]] = []
+    created = 1_700_000_000
+    for name in VIRTUAL_MODELS:
+        cards.append({"id": name, "object": "model", "created": created, "owned_by": "router",
+                      "router": {"virtual": True}})
+    for name, m in state.config.models.items():
+        info: dict[str, Any] = {
+            "provider": m.provider,
+            "upstream_model": m.upstream_model,
+            "mode": m.mode,
+            "context_window": m.context_window,
+            "max_output_tokens": m.max_output_tokens,
+            "available": state.targets[name].missing_key is None,
+        }
+        cards.append({"id": name, "object": "model", "created": created,
+                      "owned_by": m.provider, "router": info})
+    return cards
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and multi-worker serving (reads ``$ROUTER_CONFIG``)."""
+    return create_app()

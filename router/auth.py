@@ -1,0 +1,63 @@
+"""Gateway keys: ``Authorization: Bearer <key>`` looked up by SHA-256, never stored in plain text.
+
+A key is known to the rest of the gateway only by its alias (in logs, metrics, the ledger).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from router.config import KeyConfig
+from router.errors import AuthenticationFailed
+
+ANONYMOUS = KeyConfig(alias="anonymous", key_sha256="0" * 64, user="anonymous", team="anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    alias: str
+    user: str
+    team: str
+    models: frozenset[str] | None
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+def caller_of(key: KeyConfig) -> Caller:
+    return Caller(key.alias, key.user, key.team, frozenset(key.models) if key.models else None)
+
+
+class KeyRing:
+    def __init__(self, keys: Mapping[str, KeyConfig], *, require_key: bool) -> None:
+        self._by_hash = {h: caller_of(k) for h, k in keys.items()}
+        self.require_key = require_key
+        self._anonymous = caller_of(ANONYMOUS)
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def authenticate(self, authorization: str | None, api_key_header: str | None = None) -> Caller:
+        """The caller behind an ``Authorization`` (or Azure-style ``api-key``) header."""
+        secret = None
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() == "bearer" and value.strip():
+                secret = value.strip()
+        elif api_key_header:
+            secret = api_key_header.strip()
+        if secret is None:
+            if not self.require_key:
+                return self._anonymous
+            raise AuthenticationFailed(
+                "Missing gateway key: send 'Authorization: Bearer <key>' "
+                "(the OpenAI SDKs do this from OPENAI_API_KEY)."
+            )
+        caller = self._by_hash.get(hashlib.sha256(secret.encode()).hexdigest())
+        if caller is None:
+            if not self.require_key:
+                return self._anonymous
+            raise AuthenticationFailed("Incorrect gateway key provided.")
+        return caller

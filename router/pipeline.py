@@ -1,0 +1,202 @@
+"""The request flow, readable on one screen: tokens, decide, call, account, respond.
+
+Steps 1-4 (count, classify, price, decide) are pure; steps 5-8 (reserve, call, settle, record)
+go through small interfaces. Errors are raised as :mod:`router.errors` exceptions and rendered
+by the app; a stream that fails after its first byte ends with an OpenAI-shaped error event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from router.auth import Caller
+from router.decide import Decision, decide_static
+from router.errors import ContextTooLong, GatewayError, UpstreamError
+from router.sse import StreamRelay, error_event
+from router.state import AppState
+from router.tokens import count_chat_tokens, count_embedding_input, count_text_tokens
+from router.upstream.base import TransportError
+from router.upstream.dispatch import Dispatched
+from router.validate import check_chat, check_embeddings
+
+log = logging.getLogger("router.request")
+
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request: the source of its headers, log line and ledger row."""
+
+    request_id: str
+    caller: Caller
+    started: float
+    decision: Decision | None = None
+    served_by: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 0
+    status: int = 200
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def headers(self) -> dict[str, str]:
+        h = {"x-request-id": self.request_id}
+        if self.served_by is not None:
+            h["x-router-model"] = self.served_by
+            if self.decision is not None and self.served_by != self.decision.model:
+                h["x-router-fallback-from"] = self.decision.model
+        if self.decision is not None and self.decision.task is not None:
+            h["x-router-task"] = self.decision.task
+            if self.decision.confidence is not None:
+                h["x-router-task-confidence"] = f"{self.decision.confidence:.3f}"
+        if self.prompt_tokens:
+            h["x-router-prompt-tokens"] = str(self.prompt_tokens)
+        if self.attempts:
+            h["x-router-attempts"] = str(self.attempts)
+        return h
+
+
+def _usage_tokens(usage: Any) -> tuple[int, int] | None:
+    if not isinstance(usage, dict):
+        return None
+    p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (p if isinstance(p, int) else 0, c if isinstance(c, int) else 0)
+
+
+def _context_check(state: AppState, model: str, prompt_tokens: int, max_tokens: int | None) -> None:
+    window = state.config.models[model].context_window
+    if window is None:
+        return
+    need = prompt_tokens + (max_tokens or 0)
+    if need > window:
+        raise ContextTooLong(
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{need} tokens ({prompt_tokens} in the messages, {max_tokens or 0} in the completion).",
+            param="messages",
+        )
+
+
+async def handle_chat(
+    state: AppState, body: dict[str, Any], out: Outcome, request_headers: Any
+) -> Response:
+    requested, stream, max_tokens, _n = check_chat(body)
+    decision = decide_static(state.config, requested, out.caller)
+    out.decision = decision
+    out.prompt_tokens = count_chat_tokens(body, state.tokenizers[decision.model])
+    _context_check(state, decision.model, out.prompt_tokens, max_tokens)
+
+    client_wants_usage = False
+    if stream:  # always learn the usage; drop the extra chunk later if the client did not ask
+        options = body.get("stream_options") or {}
+        client_wants_usage = bool(options.get("include_usage"))
+        body["stream_options"] = {**options, "include_usage": True}
+
+    dispatched = await state.dispatcher.call(decision.chain, "chat/completions", body, stream)
+    out.served_by = dispatched.target.name
+    out.attempts = len(dispatched.attempts)
+    if dispatched.target.name != decision.model:
+        out.prompt_tokens = count_chat_tokens(body, state.tokenizers[dispatched.target.name])
+    if not stream:
+        return _complete(out, dispatched)
+    relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
+    return StreamingResponse(
+        _relay(state, out, dispatched, relay),
+        media_type="text/event-stream",
+        headers={**out.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+def _complete(out: Outcome, dispatched: Dispatched) -> Response:
+    raw = dispatched.response.body
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"{dispatched.target.name} returned a body that is not JSON", upstream_status=200
+        ) from None
+    tokens = _usage_tokens(data.get("usage") if isinstance(data, dict) else None)
+    if tokens is not None:
+        out.prompt_tokens, out.completion_tokens = tokens
+    return Response(raw, media_type=JSON, headers=out.headers())
+
+
+async def _relay(
+    state: AppState, out: Outcome, dispatched: Dispatched, relay: StreamRelay
+) -> AsyncIterator[bytes]:
+    response = dispatched.response
+    assert response.stream is not None
+    try:
+        async for data in response.stream:
+            chunk = relay.feed(data)
+            if chunk:
+                if relay.first_byte_at is None:
+                    relay.first_byte_at = time.perf_counter()
+                yield chunk
+        if not relay.done:
+            out.status, out.error = 502, "upstream ended the stream without [DONE]"
+            yield error_event(UpstreamError(f"{out.served_by} ended the stream early").payload())
+    except TransportError as exc:
+        out.status, out.error = 502, str(exc)
+        err = UpstreamError(f"{out.served_by} failed mid-stream: {exc}")
+        yield error_event(err.payload())
+    except BaseException:
+        out.status, out.error = 499, "client disconnected"
+        raise
+    finally:
+        await response.aclose()
+        _finish_stream(state, out, relay)
+
+
+def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay) -> None:
+    tokens = _usage_tokens(relay.usage)
+    if tokens is not None:
+        out.prompt_tokens, out.completion_tokens = tokens
+    elif out.served_by is not None:
+        tokenizer = state.tokenizers[out.served_by]
+        out.completion_tokens = sum(count_text_tokens(t, tokenizer) for t in relay.generated_text())
+        out.extra["usage_source"] = "counted"
+    log_outcome(out)
+
+
+async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome) -> Response:
+    requested = check_embeddings(body)
+    if requested == "auto" and state.config.routing.default_embedding_model:
+        requested = state.config.routing.default_embedding_model
+    decision = decide_static(state.config, requested, out.caller, mode="embedding")
+    out.decision = decision
+    out.prompt_tokens = count_embedding_input(body.get("input"), state.tokenizers[decision.model])
+    dispatched = await state.dispatcher.call(decision.chain, "embeddings", body, False)
+    out.served_by = dispatched.target.name
+    out.attempts = len(dispatched.attempts)
+    return _complete(out, dispatched)
+
+
+def log_outcome(out: Outcome, exc: GatewayError | None = None) -> None:
+    """One line per request (errors included), keyed by request id; never a key or prompt."""
+    ms = (time.perf_counter() - out.started) * 1000
+    if exc is not None:
+        level = logging.ERROR if exc.status_code >= 500 else logging.WARNING
+        log.log(
+            level,
+            "request_id=%s key=%s status=%d error=%s message=%r ms=%.1f",
+            out.request_id, out.caller.alias, exc.status_code, exc.type, exc.message, ms,
+        )
+    elif out.error is not None:
+        log.warning(
+            "request_id=%s key=%s model=%s status=%d error=%r ms=%.1f",
+            out.request_id, out.caller.alias, out.served_by, out.status, out.error, ms,
+        )
+    elif log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "request_id=%s key=%s model=%s prompt=%d completion=%d ms=%.1f",
+            out.request_id, out.caller.alias, out.served_by, out.prompt_tokens,
+            out.completion_tokens, ms,
+        )

@@ -1,0 +1,107 @@
+"""Relaying an upstream SSE stream: forward events as they come, learn the usage on the way.
+
+The gateway asks every OpenAI-compatible upstream for ``stream_options.include_usage`` so the
+final usage is known. When the client did not ask for it, the extra usage-only chunk (empty
+``choices``) is dropped, so the client sees exactly the stream it asked for. Each event costs a
+substring search; only an event carrying a non-null ``usage`` is parsed. Raw events are kept (by
+reference) so that, if the upstream never sends usage or the client disconnects, the generated
+text can be counted at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]"
+
+
+def _has_usage(event: bytes) -> bool:
+    i = event.find(b'"usage"')
+    if i < 0:
+        return False
+    j = event.find(b":", i + 7)
+    if j < 0:
+        return False
+    k = j + 1
+    while k < len(event) and event[k] in b" \t":
+        k += 1
+    return event[k : k + 1] == b"{"
+
+
+def _split(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete events (each with its terminating blank line) and the unfinished rest."""
+    if b"\r\n" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    parts = buffer.split(b"\n\n")
+    rest = parts.pop()
+    return [p + b"\n\n" for p in parts if p.strip()], rest
+
+
+class StreamRelay:
+    def __init__(self, *, strip_usage_chunk: bool) -> None:
+        self.strip_usage_chunk = strip_usage_chunk
+        self.usage: dict[str, Any] | None = None
+        self.done = False
+        self.events: list[bytes] = []
+        self.first_byte_at: float | None = None
+        self._rest = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Take upstream bytes; return the bytes to send to the client now."""
+        buffer = self._rest + data if self._rest else data
+        events, self._rest = _split(buffer)
+        if not events:
+            return b""
+        out = []
+        for event in events:
+            if event.startswith(DONE):
+                self.done = True
+                out.append(event)
+                continue
+            self.events.append(event)
+            if _has_usage(event) and self._take_usage(event):
+                continue
+            out.append(event)
+        return b"".join(out)
+
+    def _take_usage(self, event: bytes) -> bool:
+        """Record usage from ``event``; True if the event should be dropped."""
+        try:
+            chunk = orjson.loads(event[event.index(b"{") :])
+        except (ValueError, orjson.JSONDecodeError):
+            return False
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        if isinstance(usage, dict):
+            self.usage = usage
+        return self.strip_usage_chunk and not chunk.get("choices")
+
+    def generated_text(self) -> Iterator[str]:
+        """The text the upstream generated so far (content, reasoning, tool-call arguments)."""
+        for event in self.events:
+            try:
+                chunk = orjson.loads(event[event.index(b"{") :])
+            except (ValueError, orjson.JSONDecodeError):
+                continue
+            choices = chunk.get("choices") if isinstance(chunk, dict) else None
+            if not isinstance(choices, list):
+                continue
+            for choice in choices:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if not isinstance(delta, dict):
+                    continue
+                for key in ("content", "reasoning_content", "refusal"):
+                    value = delta.get(key)
+                    if isinstance(value, str):
+                        yield value
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict):
+                        yield str(fn.get("name") or "") + str(fn.get("arguments") or "")
+
+
+def error_event(payload: dict[str, Any]) -> bytes:
+    """An SSE event carrying an OpenAI-shaped error (the SDKs raise it as an APIError)."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"

@@ -1,0 +1,69 @@
+"""AppState: every long-lived object the request path needs, built once from the config.
+
+Built in the app's lifespan and handed to handlers through ``request.app.state.router`` (see
+:func:`router.app.get_state`); nothing lives in module globals. Building it never touches the
+network: transports connect lazily on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from router.auth import KeyRing
+from router.config import Config, resolve_key_hashes
+from router.tokens import configure_offline, text_counter, tokenizer_for
+from router.upstream.base import Target, Transport, build_target
+from router.upstream.dispatch import Dispatcher
+
+
+@dataclass
+class AppState:
+    config: Config
+    keys: KeyRing
+    targets: dict[str, Target]
+    tokenizers: dict[str, str]
+    dispatcher: Dispatcher
+    transports: dict[str, Transport]
+    ready: bool = False
+    extras: dict[str, object] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        for transport in self.transports.values():
+            await transport.aclose()
+
+
+def build_state(
+    config: Config,
+    *,
+    env: Mapping[str, str] | None = None,
+    transports: dict[str, Transport] | None = None,
+) -> AppState:
+    configure_offline()
+    env_map = dict(os.environ if env is None else env)
+    if transports is None:
+        from router.upstream.litellm_path import LiteLLMTransport
+        from router.upstream.openai_compat import OpenAICompatTransport
+
+        transports = {"openai": OpenAICompatTransport(), "litellm": LiteLLMTransport()}
+    targets = {name: build_target(name, m, env_map) for name, m in config.models.items()}
+    tokenizers = {name: tokenizer_for(m) for name, m in config.models.items()}
+    for tokenizer in set(tokenizers.values()):
+        text_counter(tokenizer)  # load BPE files now, not on the first request
+    server = config.server
+    dispatcher = Dispatcher(
+        targets,
+        transports,
+        backoff_base_s=server.retry_backoff_base_s,
+        backoff_max_s=server.retry_backoff_max_s,
+    )
+    keys = KeyRing(resolve_key_hashes(config, env_map), require_key=config.auth.require_key)
+    return AppState(
+        config=config,
+        keys=keys,
+        targets=targets,
+        tokenizers=tokenizers,
+        dispatcher=dispatcher,
+        transports=transports,
+    )

@@ -1,0 +1,1 @@
+"""Calling models: transports (one request, one model) and the dispatcher (retries, fallbacks)."""

@@ -1,0 +1,173 @@
+"""Retries and fallbacks: data in, one answer out.
+
+``call(chain, ...)`` walks an ordered chain of models (the choice, then its fallbacks). Each model
+is tried up to ``1 + max_retries`` times on retryable failures (connection errors, 408/409/429,
+5xx) with exponential backoff and jitter, honouring ``Retry-After``; then the next model is
+tried. A rejection of the request itself (400, 413, 422) stops at once: another model would
+refuse it too, and the client must fix it. 401/403/404 move on to the next model without retrying
+(a key or model id is misconfigured there). What each attempt did is kept for headers and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from router.errors import ServiceUnavailable, UpstreamClientError, UpstreamError, UpstreamTimeout
+from router.upstream.base import (
+    ConnectFailed,
+    Endpoint,
+    Target,
+    TimedOut,
+    Transport,
+    UpstreamResponse,
+)
+
+RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+CLIENT_FAULT = frozenset({400, 413, 422})
+_SECRETISH = re.compile(r"(sk|key|pk|rk)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class Attempt:
+    model: str
+    outcome: str  # "ok", "status 503", "timeout", "connect", "no key"
+    status: int | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Dispatched:
+    target: Target
+    response: UpstreamResponse
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def fallbacks_used(self) -> int:
+        models = [a.model for a in self.attempts]
+        return len(dict.fromkeys(models)) - 1
+
+
+def upstream_message(body: bytes, secrets: Sequence[str] = ()) -> str:
+    """The upstream's error message, trimmed, with anything key-like redacted."""
+    text = ""
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            text = str(err.get("message") or err.get("detail") or "")
+        elif isinstance(err, str):
+            text = err
+    if not text:
+        text = body[:300].decode("utf-8", "replace").strip()
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _SECRETISH.sub("[redacted]", text)
+    return text[:300]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        targets: Mapping[str, Target],
+        transports: Mapping[str, Transport],
+        *,
+        backoff_base_s: float = 0.25,
+        backoff_max_s: float = 8.0,
+    ) -> None:
+        self.targets = targets
+        self.transports = transports
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+
+    def _delay(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.backoff_max_s)
+        base = min(self.backoff_max_s, self.backoff_base_s * (2**retry))
+        return base * (0.5 + random.random() / 2)
+
+    async def call(
+        self, chain: Sequence[str], endpoint: Endpoint, body: dict[str, Any], stream: bool
+    ) -> Dispatched:
+        """Try ``chain`` in order; return the first success or raise a :mod:`router.errors` error.
+
+        ``body["model"]`` is set to each target's upstream id in turn (the dict is reused).
+        """
+        attempts: list[Attempt] = []
+        for name in chain:
+            target = self.targets[name]
+            if target.missing_key:
+                attempts.append(Attempt(name, "no key", message=f"{target.missing_key} is not set"))
+                continue
+            transport = self.transports[target.cfg.api_path]
+            body["model"] = target.cfg.upstream_model
+            for retry in range(target.cfg.max_retries + 1):
+                started = time.perf_counter()
+                try:
+                    resp = await transport.send(target, endpoint, body, stream)
+                except TimedOut as exc:
+                    attempts.append(Attempt(name, "timeout", message=str(exc),
+                                            seconds=time.perf_counter() - started))
+                    if exc.phase == "read":
+                        break  # the model is slow, not flaky: waiting again rarely helps
+                    retry_after = None
+                except ConnectFailed as exc:
+                    attempts.append(Attempt(name, "connect", message=str(exc),
+                                            seconds=time.perf_counter() - started))
+                    retry_after = None
+                else:
+                    elapsed = time.perf_counter() - started
+                    if 200 <= resp.status < 300:
+                        attempts.append(Attempt(name, "ok", resp.status, seconds=elapsed))
+                        return Dispatched(target, resp, attempts)
+                    message = upstream_message(resp.body, (target.api_key or "",))
+                    attempts.append(Attempt(name, f"status {resp.status}", resp.status, message, elapsed))
+                    if resp.status in CLIENT_FAULT:
+                        raise UpstreamClientError(
+                            f"{name} rejected the request: {message}", upstream_status=resp.status,
+                            headers=_attempt_headers(attempts),
+                        )
+                    if resp.status not in RETRYABLE:
+                        break
+                    retry_after = resp.retry_after
+                if retry < target.cfg.max_retries:
+                    await asyncio.sleep(self._delay(retry, retry_after))
+        raise _final_error(chain, attempts)
+
+
+def _attempt_headers(attempts: list[Attempt]) -> dict[str, str]:
+    return {"x-router-attempts": str(len(attempts))}
+
+
+def _final_error(chain: Sequence[str], attempts: list[Attempt]) -> Exception:
+    headers = _attempt_headers(attempts)
+    tried = [a for a in attempts if a.outcome != "no key"]
+    if not tried:
+        missing = "; ".join(f"{a.model}: {a.message}" for a in attempts)
+        return ServiceUnavailable(
+            f"no upstream could be called for {chain[0]!r}: {missing}", headers=headers
+        )
+    summary = "; ".join(
+        f"{a.model}: {a.outcome}" + (f" ({a.message})" if a.message else "") for a in tried[-3:]
+    )
+    last = tried[-1]
+    if all(a.outcome == "timeout" for a in tried):
+        return UpstreamTimeout(f"upstream timed out after {len(tried)} attempt(s): {summary}",
+                               headers=headers)
+    return UpstreamError(
+        f"upstream failed after {len(tried)} attempt(s): {summary}",
+        upstream_status=last.status,
+        headers=headers,
+    )

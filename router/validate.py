@@ -1,0 +1,108 @@
+"""Just enough checking of request bodies to give precise 400s; the rest passes through untouched.
+
+The gateway does not re-validate the whole OpenAI schema (the upstream does that, and new
+parameters must pass through without a gateway release). It checks what it relies on itself:
+the model, the messages it counts and classifies, and the numbers it budgets with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from router.errors import InvalidRequest, MalformedJSON
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise MalformedJSON("The request body is empty: send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"The request body must be a JSON object, not {type(body).__name__}.")
+    return body
+
+
+def _int_field(body: dict[str, Any], name: str, lo: int, hi: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"'{name}' must be an integer.", param=name)
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise InvalidRequest(f"'{name}' must be {bound}, got {value}.", param=name)
+    return value
+
+
+def model_field(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string.", param="model")
+    return model
+
+
+def check_chat(body: dict[str, Any]) -> tuple[str, bool, int | None, int]:
+    """Check a chat-completions body; return (model, stream, max_tokens, n)."""
+    model = model_field(body)
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]")
+        role = message.get("role")
+        if role not in ROLES:
+            raise InvalidRequest(
+                f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}; got {role!r}.",
+                param=f"messages[{i}].role",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequest(
+                f"'messages[{i}].content' must be a string or an array of content parts.",
+                param=f"messages[{i}].content",
+            )
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    max_tokens = _int_field(body, "max_completion_tokens", 1)
+    legacy = _int_field(body, "max_tokens", 1)
+    n = _int_field(body, "n", 1, 128) or 1
+    return model, stream, max_tokens if max_tokens is not None else legacy, n
+
+
+def check_embeddings(body: dict[str, Any]) -> str:
+    model = model_field(body)
+    value = body.get("input")
+    if value is None:
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+    if isinstance(value, str):
+        return model
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(
+            "'input' must be a string, an array of strings, or an array of token arrays.",
+            param="input",
+        )
+    for item in value:
+        if not isinstance(item, str | int | list) or isinstance(item, bool):
+            raise InvalidRequest("'input' items must be strings or token arrays.", param="input")
+    return model
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
