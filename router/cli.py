@@ -28,25 +28,30 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
 
 
-def _command_modules() -> list[ModuleType]:
+def _command_modules(only: str | None = None) -> list[ModuleType]:
+    """Command modules; with ``only`` (the sub-command on the command line), just that one, so
+    running a command never depends on importing the others."""
+    names = sorted(i.name for i in pkgutil.iter_modules(commands.__path__))
+    if only is not None and only in names:
+        names = [only]
     mods = []
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+    for name in names:
+        if name.startswith("_"):
             continue
-        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        mod = importlib.import_module(f"{commands.__name__}.{name}")
         if hasattr(mod, "NAME") and hasattr(mod, "run"):
             mods.append(mod)
     return mods
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="router",
         description="federated-router: cost-aware OpenAI-compatible LLM gateway.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in _command_modules():
+    for mod in _command_modules(only):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -54,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first)
     args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:

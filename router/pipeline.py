@@ -40,7 +40,10 @@ class Outcome:
     started: float
     decision: Decision | None = None
     served_by: str | None = None
+    #: Counted by the gateway before the call (header ``x-router-prompt-tokens``).
     prompt_tokens: int = 0
+    #: From the upstream's usage (or counted from the streamed text when it sent none).
+    usage_prompt_tokens: int | None = None
     completion_tokens: int = 0
     attempts: int = 0
     status: int = 200
@@ -124,7 +127,7 @@ def _complete(out: Outcome, dispatched: Dispatched) -> Response:
         ) from None
     tokens = _usage_tokens(data.get("usage") if isinstance(data, dict) else None)
     if tokens is not None:
-        out.prompt_tokens, out.completion_tokens = tokens
+        out.usage_prompt_tokens, out.completion_tokens = tokens
     return Response(raw, media_type=JSON, headers=out.headers())
 
 
@@ -158,7 +161,7 @@ async def _relay(
 def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay) -> None:
     tokens = _usage_tokens(relay.usage)
     if tokens is not None:
-        out.prompt_tokens, out.completion_tokens = tokens
+        out.usage_prompt_tokens, out.completion_tokens = tokens
     elif out.served_by is not None:
         tokenizer = state.tokenizers[out.served_by]
         out.completion_tokens = sum(count_text_tokens(t, tokenizer) for t in relay.generated_text())
