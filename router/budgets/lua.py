@@ -1,0 +1,220 @@
+"""Lua scripts of the Redis store: one script per reserve, one per settle or release.
+
+Keys all share one hash tag (``{prefix}``), so a Redis Cluster keeps them in one slot: one
+reservation must check the global, team, user and key budgets atomically, which a script can only
+do within a slot (see docs/budgets.md). Layout, with ``P = {prefix}``::
+
+    P:c:<scope>:<id>:<period>:<window>  hash  s = settled µ$, r = reserved µ$
+    P:r:<request id>                    hash  st (live|expired|done), a (µ$), t, e, k (counter keys)
+    P:x                                 zset  live request ids by expiry time
+    P:rl:<scope>:<id>:<kind>            string  GCRA theoretical arrival time (rate limits)
+    P:ledger                            stream  one entry per request, field j = JSON row
+
+Times are the callers' Unix seconds (``now``), so tests can move time; a stream entry's id is
+``max(row time in ms, last id's ms)``, so an id is never earlier than its row's time and a report
+from ``since`` can start its scan at ``since``. The sweep reads the counter keys of expired
+reservations from their hash (same slot, so this is allowed on a Cluster too).
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local function fmt(x) return string.format('%d', x) end
+local function ffmt(x) return string.format('%.6f', x) end
+local P = string.sub(KEYS[1], 1, -3)
+
+-- Free the money of live reservations whose expiry has passed; forget their ids.
+local function sweep(now, dedup_ms, limit)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ffmt(now), 'LIMIT', 0, limit)
+  local freed = 0
+  for _, id in ipairs(ids) do
+    local rk = P .. ':r:' .. id
+    local v = redis.call('HMGET', rk, 'st', 'a', 'k')
+    if v[1] == 'live' then
+      if v[3] then
+        for ck in string.gmatch(v[3], '[^\n]+') do
+          redis.call('HINCRBY', ck, 'r', fmt(-tonumber(v[2])))
+        end
+      end
+      redis.call('HSET', rk, 'st', 'expired')
+      redis.call('PEXPIRE', rk, dedup_ms)
+      freed = freed + 1
+    end
+    redis.call('ZREM', KEYS[1], id)
+  end
+  return freed, #ids
+end
+
+-- Rate limits (GCRA, as router/budgets/rules.py:gcra): keys KEYS[k0+j], args ARGV[a0+2j-1..].
+-- Returns the index of the spec with the longest wait (and the wait), or nil and the new tats.
+local function rate_check(now, k0, a0, m)
+  local tats = {}
+  local fail_j, fail_wait = nil, 0
+  for j = 1, m do
+    local per = tonumber(ARGV[a0 + 2 * j - 1])
+    local cost = tonumber(ARGV[a0 + 2 * j])
+    local tat = tonumber(redis.call('GET', KEYS[k0 + j]))
+    local base = now
+    if tat and tat > now then base = tat end
+    local new = base + cost * 60.0 / per
+    local wait
+    if cost <= per then wait = new - 60.0 - now else wait = base - now end
+    if wait > 0 then
+      if fail_j == nil or wait > fail_wait then fail_j = j; fail_wait = wait end
+    else
+      tats[j] = new
+    end
+  end
+  return fail_j, fail_wait, tats
+end
+
+local function rate_commit(now, k0, m, tats)
+  for j = 1, m do
+    local ms = math.ceil((tats[j] - now) * 1000) + 1000
+    redis.call('SET', KEYS[k0 + j], ffmt(tats[j]), 'PX', ms)
+  end
+end
+"""
+
+#: KEYS: x, r:<rid>, n counter keys, m rate keys.
+#: ARGV: now, ttl_s, dedup_ms, amount, fallback (-1: none), n, m, rid,
+#:       n x (limit, block_zero 0|1), m x (per_minute, cost).
+RESERVE = (
+    PRELUDE
+    + r"""
+local now = tonumber(ARGV[1])
+local amount = tonumber(ARGV[4])
+local fallback = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
+local m = tonumber(ARGV[7])
+sweep(now, ARGV[3], 1000)
+
+local c = {}
+for i = 1, n do
+  local v = redis.call('HMGET', KEYS[2 + i], 's', 'r')
+  c[2 * i - 1] = tonumber(v[1]) or 0
+  c[2 * i] = tonumber(v[2]) or 0
+end
+
+local old = redis.call('HMGET', KEYS[2], 'st', 'a', 't', 'e', 'k')
+if old[1] then
+  if old[1] ~= 'live' then return {'final', old[1]} end
+  local out = {'dup', old[2], old[3], old[4], old[5]}
+  for i = 1, 2 * n do out[#out + 1] = c[i] end
+  return out
+end
+
+local fj, wait, tats = rate_check(now, 2 + n, 8 + 2 * n, m)
+if fj then return {'rate', fj, ffmt(wait)} end
+
+local function first_over(amt)
+  for i = 1, n do
+    local used = c[2 * i - 1] + c[2 * i]
+    local limit = tonumber(ARGV[7 + 2 * i])
+    if amt == 0 then
+      if ARGV[8 + 2 * i] == '1' and used >= limit then return i end
+    elseif used + amt > limit then
+      return i
+    end
+  end
+  return nil
+end
+
+local chosen = amount
+local bad = first_over(amount)
+if bad and fallback >= 0 and fallback < amount then
+  chosen = fallback
+  bad = first_over(fallback)
+end
+if bad then
+  return {'over', bad, c[2 * bad - 1] + c[2 * bad], fmt(chosen)}
+end
+
+local keys = {}
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[2 + i], 'r', fmt(chosen))
+  keys[i] = KEYS[2 + i]
+end
+local exp = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[2], 'st', 'live', 'a', fmt(chosen), 't', ARGV[1], 'e', ffmt(exp),
+           'k', table.concat(keys, '\n'))
+redis.call('ZADD', KEYS[1], ffmt(exp), ARGV[8])
+rate_commit(now, 2 + n, m, tats)
+local out = {'ok', fmt(chosen), ARGV[1], ffmt(exp)}
+for i = 1, 2 * n do out[#out + 1] = c[i] end
+return out
+"""
+)
+
+#: Settle (ARGV[6] = "settle") or release ("release").
+#: KEYS: x, r:<rid>, ledger, counter keys of the reservation (settle only).
+#: ARGV: actual, dedup_ms, row time ms, row JSON ('' for none), rid, mode.
+FINISH = (
+    PRELUDE
+    + r"""
+local old = redis.call('HMGET', KEYS[2], 'st', 'a', 'k')
+if old[1] == 'done' then return {'dup'} end
+local reserved = 0
+if old[1] == 'live' then
+  reserved = tonumber(old[2])
+  if old[3] then
+    for ck in string.gmatch(old[3], '[^\n]+') do
+      redis.call('HINCRBY', ck, 'r', fmt(-reserved))
+    end
+  end
+  redis.call('ZREM', KEYS[1], ARGV[5])
+end
+if ARGV[6] == 'settle' and tonumber(ARGV[1]) ~= 0 then
+  for i = 4, #KEYS do redis.call('HINCRBY', KEYS[i], 's', ARGV[1]) end
+end
+if ARGV[4] ~= '' then
+  local ms = tonumber(ARGV[3])
+  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if last[1] then
+    local lms = tonumber(string.match(last[1][1], '^(%d+)'))
+    if lms > ms then ms = lms end
+  end
+  redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'j', ARGV[4])
+end
+redis.call('HSET', KEYS[2], 'st', 'done')
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return {'ok', fmt(reserved)}
+"""
+)
+
+#: KEYS: x, counter keys. ARGV: now, dedup_ms. Returns s1, r1, s2, r2, ...
+STATUS = (
+    PRELUDE
+    + r"""
+sweep(tonumber(ARGV[1]), ARGV[2], 1000)
+local out = {}
+for i = 2, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 's', 'r')
+  out[#out + 1] = tonumber(v[1]) or 0
+  out[#out + 1] = tonumber(v[2]) or 0
+end
+return out
+"""
+)
+
+#: KEYS: x. ARGV: now, dedup_ms, limit. Returns {freed, looked at}.
+EXPIRE = (
+    PRELUDE
+    + r"""
+local freed, seen = sweep(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]))
+return {freed, seen}
+"""
+)
+
+#: KEYS: x, m rate keys. ARGV: now, m, m x (per_minute, cost). Returns {} or {j, wait}.
+RATE = (
+    PRELUDE
+    + r"""
+local now = tonumber(ARGV[1])
+local m = tonumber(ARGV[2])
+local fj, wait, tats = rate_check(now, 1, 2, m)
+if fj then return {fj, ffmt(wait)} end
+rate_commit(now, 1, m, tats)
+return {}
+"""
+)

@@ -1,0 +1,528 @@
+"""Redis budget store: a fleet of gateway replicas sharing one Redis 7.
+
+Each reserve is one ``EVALSHA`` (sweep expired reservations, check every budget and rate limit,
+reserve on all or none); each settle or release is one more (release the reservation, add the
+actual cost to the windows it was made in, append the ledger row to a Stream, mark the request
+done). Counters and ledger change in the same script, so they always agree. Scripts: lua.py.
+
+Why the ledger is a Redis Stream: it is the only place a row can be written in the same atomic
+step as the counters it explains, without a second store and a two-phase commit; entries are
+ordered by time, so a report from ``since`` scans only from there. Its cost is memory (about
+300 bytes a row); docs/budgets.md says how to size it and what an exporter would add.
+
+Outages: admission (``reserve``, ``check_rate``, ``budget_status``) raises
+:class:`StoreUnavailable` with ``fail_mode="closed"``, or serves from the replica's
+:class:`LocalView` with ``fail_mode="open"``. Settles and releases never fail: what cannot
+reach Redis goes to the :class:`Journal` and is replayed by a background task when Redis
+answers again; the settle script is idempotent per request id, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from router.budgets import lua
+from router.budgets.errors import BudgetExceeded, RateLimited, StoreUnavailable
+from router.budgets.journal import Journal, JournalEntry, LocalView
+from router.budgets.rules import first_over, matches
+from router.budgets.spec import (
+    BudgetSpec,
+    BudgetStatus,
+    CounterRef,
+    LedgerRow,
+    RateLimitSpec,
+    Reservation,
+    SettleResult,
+    Window,
+)
+from router.budgets.sqlite import check_request
+from router.budgets.store import BudgetStore, _now
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "Redis cannot be reached" (as opposed to a bug in a script or argument).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,  # a replica promoted/demoted during a Sentinel failover
+    OSError,
+    asyncio.TimeoutError,
+)
+
+_CLOSE_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE, asyncio.CancelledError)
+
+_RateItem = tuple[str, int, int, RateLimitSpec, str]  # key, per_minute, cost, spec, kind
+
+
+def _int(v: Any) -> int:
+    return int(v)
+
+
+class RedisStore(BudgetStore):
+    """Budgets, rate limits and ledger in Redis, shared by every replica (see module doc)."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Redis | None = None,
+        timezone: str = "UTC",
+        reservation_ttl_s: float = 1800.0,
+        settle_dedup_s: float = 86400.0,
+        fail_mode: str = "closed",
+        prefix: str = "router",
+        journal_path: str | None = None,
+        socket_timeout_s: float = 0.5,
+        retry_interval_s: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        super().__init__(timezone=timezone, reservation_ttl_s=reservation_ttl_s)
+        if fail_mode not in ("closed", "open"):
+            raise ValueError("fail_mode must be 'closed' or 'open'")
+        if not prefix or any(ch in prefix for ch in "{}\n"):
+            raise ValueError(f"bad key prefix {prefix!r}")
+        if client is None:
+            if url is None:
+                raise ValueError("give a redis:// url or a client")
+            pool = BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=socket_timeout_s,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                # One immediate retry: a pooled connection may have died with a restart. Every
+                # script is idempotent per request id, so a retry cannot double-count.
+                retry=Retry(NoBackoff(), 1),
+            )
+            client = Redis(connection_pool=pool)
+        self._r = client
+        self.fail_mode = fail_mode
+        self.settle_dedup_s = float(settle_dedup_s)
+        self.retry_interval_s = retry_interval_s
+        self._p = "{" + prefix + "}"
+        self._x = f"{self._p}:x"
+        self._ledger = f"{self._p}:ledger"
+        self._dedup_ms = str(math.ceil(self.settle_dedup_s * 1000))
+        self._reserve = client.register_script(lua.RESERVE)
+        self._finish = client.register_script(lua.FINISH)
+        self._status = client.register_script(lua.STATUS)
+        self._expire = client.register_script(lua.EXPIRE)
+        self._rate = client.register_script(lua.RATE)
+        self.journal = Journal(journal_path)
+        self.local = LocalView()
+        for e in self.journal.head(limit=1_000_000):  # spend a crashed run left unreplayed
+            if e.op == "settle":
+                self.local.add_pending(e.counters, e.actual_micro)
+        self._down = False
+        self._down_reason = ""
+        self._recovery: asyncio.Task[None] | None = None
+
+    # -- keys and availability -------------------------------------------------------------------
+
+    def _ckey(self, ref: CounterRef) -> str:
+        return f"{self._p}:c:{ref[0]}:{ref[1]}"
+
+    def _ref(self, key: str) -> CounterRef:
+        b, w = key[len(self._p) + 3 :].rsplit(":", 1)
+        return (b, w)
+
+    def _rate_items(self, specs: Sequence[RateLimitSpec], tokens: int) -> list[_RateItem]:
+        out: list[_RateItem] = []
+        for s in specs:
+            for kind, per in s.limits():
+                cost = 1 if kind == "requests" else tokens
+                if cost > 0:
+                    out.append((f"{self._p}:rl:{s.scope.value}:{s.scope_id}:{kind}", per, cost,
+                                s, kind))  # fmt: skip
+        return out
+
+    @staticmethod
+    def _rate_error(item: _RateItem, wait: float) -> RateLimited:
+        return RateLimited(
+            scope=item[3].scope.value,
+            scope_id=item[3].scope_id,
+            kind=item[4],
+            limit_per_minute=item[1],
+            retry_after_s=wait,
+        )
+
+    @property
+    def available(self) -> bool:
+        """False from a failed call until Redis answers and the journal is replayed."""
+        if not self._down and len(self.journal) and self._recovery is None:
+            self._start_recovery(delay=False)
+        return not self._down
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self._down:
+            log.warning("budget store redis unreachable (%s): fail_mode=%s", exc, self.fail_mode)
+        self._down = True
+        self._down_reason = f"{type(exc).__name__}: {exc}"
+        self._start_recovery(delay=True)
+
+    def _start_recovery(self, *, delay: bool) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover(delay))
+
+    async def _recover(self, delay: bool) -> None:
+        try:
+            while True:
+                if delay:
+                    await asyncio.sleep(self.retry_interval_s)
+                delay = True
+                try:
+                    await self._r.ping()
+                    await self.reconcile()
+                except UNAVAILABLE as e:
+                    self._down_reason = f"{type(e).__name__}: {e}"
+                    continue
+                if not len(self.journal):
+                    if self._down:
+                        log.warning("budget store redis reachable again; journal replayed")
+                    self._down = False
+                    return
+        finally:
+            self._recovery = None
+
+    def _unavailable(self) -> StoreUnavailable:
+        return StoreUnavailable(store="redis", reason=self._down_reason or "unreachable")
+
+    async def reconcile(self) -> int:
+        """Replay the journal into Redis (oldest first); returns how many entries were applied.
+        Raises the connection error if Redis is still unreachable."""
+        done = 0
+        while True:
+            entries = self.journal.head(100)
+            if not entries:
+                return done
+            for e in entries:
+                await self._finish_call(e)
+                self.journal.delete(e.id)
+                if e.op == "settle":
+                    self.local.add_pending(e.counters, -e.actual_micro)
+                done += 1
+
+    async def _finish_call(self, e: JournalEntry) -> list[Any]:
+        keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters]
+        args: list[Any] = [e.actual_micro, self._dedup_ms, e.row_ms, e.row, e.request_id, e.op]
+        res: list[Any] = await self._finish(keys=keys, args=args)
+        return res
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._r.ping())
+        except UNAVAILABLE:
+            return False
+
+    # -- reserve ---------------------------------------------------------------------------------
+
+    async def reserve(
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetSpec],
+        amount_micro: int,
+        now: float | None = None,
+        *,
+        fallback_micro: int | None = None,
+        rate_limits: Sequence[RateLimitSpec] = (),
+        tokens: int = 0,
+    ) -> Reservation:
+        now = _now(now)
+        check_request(request_id, budgets, amount_micro, fallback_micro)
+        windows = [self.calendar.window(b.period, now) for b in budgets]
+        refs = tuple((b.key, w.id) for b, w in zip(budgets, windows, strict=True))
+        ckeys = [self._ckey(r) for r in refs]
+        items = self._rate_items(rate_limits, tokens)
+        if self.available:
+            args: list[Any] = [
+                repr(now), repr(self.reservation_ttl_s), self._dedup_ms, amount_micro,
+                -1 if fallback_micro is None else fallback_micro, len(budgets), len(items),
+                request_id,
+            ]  # fmt: skip
+            for b in budgets:
+                args += [b.limit_micro, 1 if b.block_zero_cost else 0]
+            for it in items:
+                args += [it[1], it[2]]
+            keys = [self._x, f"{self._p}:r:{request_id}", *ckeys, *(it[0] for it in items)]
+            try:
+                res = await self._reserve(keys=keys, args=args)
+            except UNAVAILABLE as e:
+                self._mark_down(e)
+            else:
+                return self._reserved(res, request_id, budgets, windows, refs, ckeys, items)
+        if self.fail_mode == "closed":
+            raise self._unavailable()
+        return self._reserve_locally(
+            request_id, budgets, windows, refs, ckeys, items, amount_micro, fallback_micro, now
+        )
+
+    def _reserved(
+        self,
+        res: list[Any],
+        request_id: str,
+        budgets: Sequence[BudgetSpec],
+        windows: Sequence[Window],
+        refs: tuple[CounterRef, ...],
+        ckeys: Sequence[str],
+        items: Sequence[_RateItem],
+    ) -> Reservation:
+        tag = res[0]
+        if tag == b"rate":
+            raise self._rate_error(items[_int(res[1]) - 1], float(res[2]))
+        if tag == b"over":
+            i = _int(res[1]) - 1
+            b, w = budgets[i], windows[i]
+            raise BudgetExceeded(
+                scope=b.scope.value,
+                scope_id=b.scope_id,
+                period=b.period.value,
+                window=w.id,
+                limit_micro=b.limit_micro,
+                spent_micro=_int(res[2]),
+                requested_micro=_int(res[3]),
+                reset_at=w.reset_at,
+            )
+        if tag == b"final":
+            raise ValueError(f"request {request_id!r} was already {res[1].decode()}")
+        amount, t0, exp = _int(res[1]), float(res[2]), float(res[3])
+        if tag == b"dup":  # a retried reserve: the live reservation stands
+            refs = tuple(self._ref(k) for k in res[4].decode().split("\n") if k)
+            counts, added = res[5:], 0
+        else:
+            counts, added = res[4:], amount
+        status = []
+        for i, (b, w) in enumerate(zip(budgets, windows, strict=True)):
+            s, r = _int(counts[2 * i]), _int(counts[2 * i + 1]) + added
+            self.local.seen(ckeys[i], s + r)
+            status.append(BudgetStatus(b, w.id, s, r, w.reset_at))
+        return Reservation(request_id, amount, t0, exp, refs, tuple(status))
+
+    def _reserve_locally(
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetSpec],
+        windows: Sequence[Window],
+        refs: tuple[CounterRef, ...],
+        ckeys: Sequence[str],
+        items: Sequence[_RateItem],
+        amount_micro: int,
+        fallback_micro: int | None,
+        now: float,
+    ) -> Reservation:
+        """``fail_mode: open`` during an outage: the same rules on this replica's view."""
+        self.local.expire(now)
+        used = [self.local.used(k) for k in ckeys]
+        hold = self.local.holds.get(request_id)
+        if hold is not None:
+            amount, exp = hold.amount, hold.expires_at
+        else:
+            fail = self.local.rate([(it[0], it[1], it[2]) for it in items], now)
+            if fail is not None:
+                raise self._rate_error(items[fail[0]], fail[1])
+            amount = amount_micro
+            bad = first_over(budgets, used, amount)
+            if bad is not None and fallback_micro is not None and fallback_micro < amount:
+                amount = fallback_micro
+                bad = first_over(budgets, used, amount)
+            if bad is not None:
+                b, w = budgets[bad], windows[bad]
+                raise BudgetExceeded(
+                    scope=b.scope.value,
+                    scope_id=b.scope_id,
+                    period=b.period.value,
+                    window=w.id,
+                    limit_micro=b.limit_micro,
+                    spent_micro=used[bad],
+                    requested_micro=amount,
+                    reset_at=w.reset_at,
+                    degraded=True,
+                )
+            exp = now + self.reservation_ttl_s
+            self.local.hold(request_id, ckeys, amount, exp)
+            used = [u + amount for u in used]
+        status = tuple(
+            BudgetStatus(b, w.id, u, 0, w.reset_at)
+            for b, w, u in zip(budgets, windows, used, strict=True)
+        )
+        return Reservation(request_id, amount, now, exp, refs, status, local=True)
+
+    # -- settle and release ----------------------------------------------------------------------
+
+    async def _finish_or_journal(
+        self, op: str, reservation: Reservation, actual: int, row: LedgerRow | None
+    ) -> tuple[bool, bool]:
+        """Run the finish script, or journal it. Returns (applied, deferred)."""
+        rid = reservation.request_id
+        blob = b"" if row is None else orjson.dumps(row)
+        ckeys = [self._ckey(r) for r in reservation.counters] if op == "settle" else []
+        row_ms = math.floor(reservation.time * 1000)
+        self.local.unhold(rid)
+        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob)
+        if self.available:
+            try:
+                res = await self._finish_call(entry)
+            except UNAVAILABLE as e:
+                self._mark_down(e)
+            else:
+                return res[0] == b"ok", False
+        self.journal.append(op, rid, ckeys, actual, row_ms, blob)
+        if op == "settle":
+            self.local.add_pending(ckeys, actual)
+        return True, True
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        actual_micro: int,
+        row: LedgerRow,
+        *,
+        now: float | None = None,
+    ) -> SettleResult:
+        if row.request_id != reservation.request_id:
+            raise ValueError(
+                f"ledger row is for {row.request_id!r}, not {reservation.request_id!r}"
+            )
+        if actual_micro < 0:
+            raise ValueError("actual_micro must be >= 0")
+        row = replace(row, time=reservation.time, actual_micro=actual_micro)
+        applied, deferred = await self._finish_or_journal("settle", reservation, actual_micro, row)
+        over = max(0, actual_micro - reservation.amount_micro) if applied else 0
+        return SettleResult(applied=applied, overshoot_micro=over, deferred=deferred)
+
+    async def release(
+        self,
+        reservation: Reservation,
+        row: LedgerRow | None = None,
+        *,
+        now: float | None = None,
+    ) -> bool:
+        if row is not None:
+            if row.request_id != reservation.request_id:
+                raise ValueError(
+                    f"ledger row is for {row.request_id!r}, not {reservation.request_id!r}"
+                )
+            row = replace(row, time=reservation.time, actual_micro=0)
+        elif reservation.local:  # nothing in Redis to free, nothing to record
+            self.local.unhold(reservation.request_id)
+            return True
+        applied, _ = await self._finish_or_journal("release", reservation, 0, row)
+        return applied
+
+    # -- status, rate limits, expiry -------------------------------------------------------------
+
+    async def budget_status(
+        self, budgets: Sequence[BudgetSpec], now: float | None = None
+    ) -> list[BudgetStatus]:
+        now = _now(now)
+        windows = [self.calendar.window(b.period, now) for b in budgets]
+        ckeys = [self._ckey((b.key, w.id)) for b, w in zip(budgets, windows, strict=True)]
+        if self.available:
+            try:
+                res = await self._status(keys=[self._x, *ckeys], args=[repr(now), self._dedup_ms])
+            except UNAVAILABLE as e:
+                self._mark_down(e)
+            else:
+                out = []
+                for i, (b, w) in enumerate(zip(budgets, windows, strict=True)):
+                    s, r = _int(res[2 * i]), _int(res[2 * i + 1])
+                    self.local.seen(ckeys[i], s + r)
+                    out.append(BudgetStatus(b, w.id, s, r, w.reset_at))
+                return out
+        if self.fail_mode == "closed":
+            raise self._unavailable()
+        self.local.expire(now)
+        return [
+            BudgetStatus(b, w.id, self.local.used(k), 0, w.reset_at)
+            for b, w, k in zip(budgets, windows, ckeys, strict=True)
+        ]
+
+    async def check_rate(
+        self, specs: Sequence[RateLimitSpec], tokens: int = 0, now: float | None = None
+    ) -> None:
+        now = _now(now)
+        items = self._rate_items(specs, tokens)
+        if not items:
+            return
+        if self.available:
+            args: list[Any] = [repr(now), len(items)]
+            for it in items:
+                args += [it[1], it[2]]
+            try:
+                res = await self._rate(keys=[self._x, *(it[0] for it in items)], args=args)
+            except UNAVAILABLE as e:
+                self._mark_down(e)
+            else:
+                if res:
+                    raise self._rate_error(items[_int(res[0]) - 1], float(res[1]))
+                return
+        if self.fail_mode == "closed":
+            raise self._unavailable()
+        fail = self.local.rate([(it[0], it[1], it[2]) for it in items], now)
+        if fail is not None:
+            raise self._rate_error(items[fail[0]], fail[1])
+
+    async def expire_reservations(self, now: float | None = None) -> int:
+        now = _now(now)
+        freed = self.local.expire(now)
+        if not self.available:
+            return freed
+        try:
+            while True:
+                f, seen = await self._expire(keys=[self._x], args=[repr(now), self._dedup_ms, 1000])
+                freed += _int(f)
+                if _int(seen) < 1000:
+                    return freed
+        except UNAVAILABLE as e:
+            self._mark_down(e)
+            return freed
+
+    # -- ledger ----------------------------------------------------------------------------------
+
+    async def iter_ledger(
+        self, since: float, until: float, filters: Mapping[str, str] | None = None
+    ) -> AsyncIterator[LedgerRow]:
+        # Entry ids are >= their row's time (see lua.py), so rows from `since` on are all at or
+        # after id `since`; rows later than `until` may sit anywhere after, so scan to the end.
+        start = f"{max(0, math.floor(since * 1000))}-0"
+        while True:
+            try:
+                raw = await self._r.xrange(self._ledger, min=start, max="+", count=1000)
+            except UNAVAILABLE as e:
+                self._mark_down(e)
+                raise self._unavailable() from e
+            batch: list[Any] = list(raw or [])
+            for _id, fields in batch:
+                row = LedgerRow(**orjson.loads(fields[b"j"]))
+                if since <= row.time < until and matches(row, filters):
+                    yield row
+            if len(batch) < 1000:
+                return
+            start = "(" + batch[-1][0].decode()
+
+    async def close(self) -> None:
+        task, self._recovery = self._recovery, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if len(self.journal):
+            try:
+                await asyncio.wait_for(self.reconcile(), timeout=5)
+            except _CLOSE_ERRORS as e:
+                log.warning("closing with %d unreplayed journal entries: %s", len(self.journal), e)
+        self.journal.close()
+        await self._r.aclose()
