@@ -1,0 +1,185 @@
+"""The classifier: a linear model over hashed n-grams and explicit signals, Platt-calibrated.
+
+Weights live in ``weights.bin`` (little-endian float32: the hashed buckets, then one weight per
+explicit signal) and ``model.json`` (bias, calibration, hashing parameters, training figures).
+Both are rebuilt by ``python -m router.classify.train``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from router.classify.features import FEATURE_VERSION, Features, Featurizer
+from router.classify.messages import extract
+
+Task = Literal["reasoning", "expression"]
+TASKS: tuple[Task, Task] = ("reasoning", "expression")
+
+MODEL_DIR = Path(__file__).resolve().parent
+MODEL_JSON = MODEL_DIR / "model.json"
+WEIGHTS_BIN = MODEL_DIR / "weights.bin"
+
+#: How much the context (system prompt, previous user turn) counts against the last user turn;
+#: more when the last turn is too short to say much by itself ("continue", "why?", "继续").
+CONTEXT_WEIGHT = 0.3
+CONTEXT_WEIGHT_SHORT = 0.7
+SHORT_TOKENS = 6
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a request needs. ``confidence`` is the calibrated probability of ``task``."""
+
+    task: Task
+    confidence: float
+    signals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Margin:
+    """Raw score of one text (positive means reasoning), with what contributed to it."""
+
+    value: float
+    features: Features
+
+
+class LinearModel:
+    """Weights and calibration; ``margin`` is the hot path."""
+
+    def __init__(self, weights: npt.NDArray[np.float32], bias: float, calib: tuple[float, float],
+                 featurizer: Featurizer, meta: dict[str, Any] | None = None) -> None:
+        self.featurizer = featurizer
+        n = featurizer.n_hashed
+        self.hashed = weights[:n]
+        self.explicit = weights[n:]
+        if len(self.explicit) != len(featurizer.concepts):
+            raise ValueError("weights do not match the explicit signals of this version")
+        self.bias = float(bias)
+        self.calib = (float(calib[0]), float(calib[1]))
+        self.meta = meta or {}
+
+    def margin(self, text: str) -> Margin:
+        ft = self.featurizer.featurize(text)
+        w = self.hashed
+        s = ft.scales
+        z = (self.bias + s[0] * float(w[ft.uni].sum()) + s[1] * float(w[ft.bi].sum())
+             + s[2] * float(w[ft.tri].sum()) + s[3] * float(w[ft.head].sum())
+             + float(np.dot(self.explicit, ft.explicit)))
+        return Margin(z, ft)
+
+    def probability(self, z: float) -> float:
+        """Calibrated probability that a text with margin ``z`` needs reasoning."""
+        a, b = self.calib
+        t = a * z + b
+        if t >= 0:
+            return 1.0 / (1.0 + math.exp(-t))
+        e = math.exp(t)
+        return e / (1.0 + e)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self, meta: dict[str, Any], directory: Path = MODEL_DIR) -> None:
+        blob = np.concatenate([self.hashed, self.explicit]).astype("<f4").tobytes()
+        meta = dict(meta)
+        meta.update(
+            feature_version=FEATURE_VERSION, bits=self.featurizer.bits, bias=self.bias,
+            calibration={"a": self.calib[0], "b": self.calib[1]},
+            explicit_signals=list(self.featurizer.concepts),
+            explicit_weights={
+                k: round(float(v), 4)
+                for k, v in zip(self.featurizer.concepts, self.explicit, strict=True)
+            },
+            weights_sha256=hashlib.sha256(blob).hexdigest(),
+        )
+        (directory / WEIGHTS_BIN.name).write_bytes(blob)
+        (directory / MODEL_JSON.name).write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path = MODEL_DIR) -> LinearModel:
+        """Read the shipped model from disk (no network); checks version and checksum."""
+        meta = json.loads((directory / MODEL_JSON.name).read_text(encoding="utf-8"))
+        blob = (directory / WEIGHTS_BIN.name).read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
+            raise ValueError(f"{directory / WEIGHTS_BIN.name}: checksum does not match model.json")
+        if meta["feature_version"] != FEATURE_VERSION:
+            raise ValueError("model.json was trained for another feature version: retrain")
+        weights = np.frombuffer(blob, dtype="<f4")
+        feat = Featurizer(int(meta["bits"]))
+        cal = meta["calibration"]
+        return cls(weights, meta["bias"], (cal["a"], cal["b"]), feat, meta)
+
+
+class Classifier:
+    """Loads the model once (lazily, thread-safe) and classifies chat requests."""
+
+    def __init__(self, directory: Path = MODEL_DIR) -> None:
+        self.directory = directory
+        self._model: LinearModel | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> LinearModel:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = LinearModel.load(self.directory)
+        return self._model
+
+    def classify(self, messages: Any, explain: bool = True) -> Classification:
+        """Classify OpenAI chat ``messages`` (a list of dicts; odd shapes are tolerated)."""
+        model = self.load()
+        ex = extract(messages)
+        notes = ex.notes
+        if not ex.main.strip() and not ex.context.strip():
+            return Classification("expression", 0.5, ("no text to classify", *notes))
+        main = model.margin(ex.main)
+        z = main.value
+        ctx = None
+        if ex.context.strip():
+            ctx = model.margin(ex.context)
+            short = len(main.features.tokens.hashes) < SHORT_TOKENS
+            z += (CONTEXT_WEIGHT_SHORT if short else CONTEXT_WEIGHT) * (ctx.value - model.bias)
+        p = model.probability(z)
+        task: Task = "reasoning" if p >= 0.5 else "expression"
+        confidence = p if task == "reasoning" else 1.0 - p
+        signals = self.signals(model, main, task) if explain else ()
+        if ctx is not None and explain:
+            signals += ("context: system prompt / earlier turns",)
+        return Classification(task, round(confidence, 4), signals + notes)
+
+    @staticmethod
+    def signals(model: LinearModel, m: Margin, task: Task, k: int = 4) -> tuple[str, ...]:
+        """The strongest contributions towards ``task``: explicit signals first, then tokens."""
+        sign = 1.0 if task == "reasoning" else -1.0
+        ft = m.features
+        contrib = model.explicit * ft.explicit * sign
+        out = [f"{model.featurizer.concepts[i]} ({contrib[i]:+.2f})"
+               for i in np.argsort(-contrib)[:k] if contrib[i] > 0.05]
+        tok = ft.tokens
+        per_tok = model.hashed[ft.uni] * ft.scales[0] * sign
+        seen: set[str] = set()
+        for i in np.argsort(-per_tok)[: 3 * k]:
+            if per_tok[i] <= 0.02 or len(seen) >= k:
+                break
+            word = tok.text[int(tok.starts[i]):int(tok.ends[i])].lower()
+            if word not in seen:
+                seen.add(word)
+                out.append(f'"{word}" ({per_tok[i]:+.2f})')
+        return tuple(out)
+
+
+DEFAULT = Classifier()
+
+
+def classify(messages: Any, explain: bool = True) -> Classification:
+    """Classify a chat request with the shipped model (loaded on first use)."""
+    return DEFAULT.classify(messages, explain=explain)
