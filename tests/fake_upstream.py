@@ -28,7 +28,9 @@ import argparse
 import asyncio
 import collections
 import os
+import base64
 import re
+import struct
 import time
 import uuid
 from typing import Any
@@ -311,11 +313,14 @@ class Fake:
         if inputs and all(isinstance(x, int) for x in inputs):
             inputs = [inputs]
         dims = int(body.get("dimensions") or 8)
+        as_base64 = body.get("encoding_format") == "base64"
         data, tokens = [], 0
         for i, item in enumerate(inputs):
             tokens += len(item) if isinstance(item, list) else len(enc.encode_ordinary(item))
-            data.append({"object": "embedding", "index": i,
-                         "embedding": [round(((i + 1) * (j + 1)) % 7 / 7, 4) for j in range(dims)]})
+            vector = [round(((i + 1) * (j + 1)) % 7 / 7, 4) for j in range(dims)]
+            embedding: Any = (base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+                              if as_base64 else vector)
+            data.append({"object": "embedding", "index": i, "embedding": embedding})
         return web.json_response({"object": "list", "data": data, "model": body["model"],
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
