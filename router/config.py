@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from router.yamlfile import Document, DocumentError, load_file, parse_text, validate
 
@@ -147,19 +147,54 @@ class AuthConfig(_Strict):
 
 
 class GpuConfig(_Strict):
-    """A GPU for the article's formulas: dense BF16/FP16 throughput and rent."""
+    """A GPU for the article's formulas: dense BF16 throughput (TFLOP/s) and rent ($/GPU-hour).
 
-    tflops: float = Field(gt=0)
-    usd_per_hour: float = Field(gt=0)
+    Overriding a built-in GPU (see router/costs/gpus.py) may give either field alone; a new GPU
+    needs both.
+    """
+
+    tflops: float | None = Field(None, gt=0, allow_inf_nan=False)
+    usd_per_hour: float | None = Field(None, gt=0, allow_inf_nan=False)
     note: str | None = None
 
 
 class PriceConfig(_Strict):
-    """List price in US dollars per million tokens."""
+    """List price in US dollars per million tokens (stored as integer micro-dollars)."""
 
-    input_per_1m: float = Field(ge=0)
-    output_per_1m: float = Field(0.0, ge=0)
-    cached_input_per_1m: float | None = Field(None, ge=0)
+    input_per_1m: float = Field(ge=0, allow_inf_nan=False)
+    output_per_1m: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: Cache hits (OpenAI ``cached_tokens``, Anthropic cache reads, DeepSeek cache hits).
+    cached_input_per_1m: float | None = Field(None, ge=0, allow_inf_nan=False)
+    #: Cache writes (Anthropic ``cache_creation_input_tokens``); default: the input price.
+    cache_write_per_1m: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
+class UtilisationConfig(_Strict):
+    """Separate model-FLOP utilisation for prefill (input tokens) and decode (output tokens)."""
+
+    prefill: float = Field(gt=0, le=1)
+    decode: float = Field(gt=0, le=1)
+
+
+def _utilisation(value: Any) -> float | UtilisationConfig:
+    """A number in (0, 1], or a {prefill, decode} mapping of two such numbers (one clean error)."""
+
+    def fraction(v: Any) -> float | None:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None
+        return float(v) if 0 < v <= 1 else None
+
+    if isinstance(value, UtilisationConfig):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"prefill", "decode"}:
+        prefill, decode = fraction(value["prefill"]), fraction(value["decode"])
+        if prefill is not None and decode is not None:
+            return UtilisationConfig(prefill=prefill, decode=decode)
+    else:
+        number = fraction(value)
+        if number is not None:
+            return number
+    raise ValueError("utilisation must be a number in (0, 1] or {prefill: x, decode: y}")
 
 
 class TimeoutConfig(_Strict):
@@ -190,7 +225,8 @@ class ModelConfig(_Strict):
     gpu: str | None = None
     #: amortised: the GPU time the formula gives; marginal: zero while reserved GPUs sit idle.
     pricing: Literal["amortised", "marginal"] = "amortised"
-    utilisation: float = Field(1.0, gt=0, le=1)
+    #: Model-FLOP utilisation for the formula: one number, or {prefill: x, decode: y}.
+    utilisation: Annotated[float | UtilisationConfig, BeforeValidator(_utilisation)] = 1.0
     timeout: TimeoutConfig = TimeoutConfig()
     max_retries: int = Field(2, ge=0, le=10)
     fallbacks: tuple[str, ...] = ()
@@ -224,8 +260,11 @@ class RoutingConfig(_Strict):
 
 
 class CostsConfig(_Strict):
-    #: Completion tokens assumed before the call when a request gives no max_tokens, by task.
-    expected_output_tokens: dict[str, int] = Field(default_factory=dict)
+    #: Completion tokens assumed before the call when a request gives no max_tokens, by task
+    #: (``reasoning``, ``expression``, ... or ``default``); see router/costs/estimate.py.
+    expected_output_tokens: dict[str, Annotated[int, Field(gt=0, le=10_000_000)]] = Field(
+        default_factory=dict
+    )
 
 
 class Config(_Strict):
@@ -248,7 +287,7 @@ class ConfigError(DocumentError):
 
 
 def _cross_check(doc: Document, cfg: Config) -> list[str]:
-    problems: list[str] = []
+    problems: list[str] = _check_gpus(doc, cfg)
     names = set(cfg.models)
     for name, m in cfg.models.items():
         loc: tuple[str | int, ...] = ("models", name)
@@ -263,8 +302,9 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
                 )
         if m.api_path == "openai" and m.api_base is None and m.provider not in DEFAULT_API_BASES:
             problems.append(doc.error(loc, f"provider {m.provider!r} needs an api_base"))
-        if m.gpu is not None and m.gpu.lower() not in _known_gpus(cfg):
-            problems.append(doc.error((*loc, "gpu"), f"unknown GPU {m.gpu!r}"))
+        if m.gpu is not None and _gpu_key(m.gpu) not in _known_gpus(cfg):
+            known = ", ".join(sorted(_known_gpus(cfg)))
+            problems.append(doc.error((*loc, "gpu"), f"unknown GPU {m.gpu!r} (known: {known})"))
         if _virtual(name):
             problems.append(doc.error(loc, f"{name!r} is reserved for routing"))
         if m.active_params is not None and m.params is None:
@@ -288,10 +328,32 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
     return problems
 
 
+def _gpu_key(name: str) -> str:
+    from router.costs.gpus import normalise_gpu_name  # local: costs imports config
+
+    return normalise_gpu_name(name)
+
+
 def _known_gpus(cfg: Config) -> set[str]:
     from router.costs.gpus import BUILTIN_GPUS  # local: costs imports config
 
-    return {g.lower() for g in (*BUILTIN_GPUS, *cfg.gpus)}
+    return {_gpu_key(g) for g in (*BUILTIN_GPUS, *cfg.gpus)}
+
+
+def _check_gpus(doc: Document, cfg: Config) -> list[str]:
+    """A GPU that is not built in needs both its throughput and its rent."""
+    from router.costs.gpus import BUILTIN_GPUS  # local: costs imports config
+
+    problems = []
+    for name, gpu in cfg.gpus.items():
+        if _gpu_key(name) in BUILTIN_GPUS:
+            continue
+        for field in ("tflops", "usd_per_hour"):
+            if getattr(gpu, field) is None:
+                problems.append(
+                    doc.error(("gpus", name), f"{field} is required for a GPU that is not built in")
+                )
+    return problems
 
 
 def _virtual(name: str) -> bool:
