@@ -27,6 +27,10 @@ class Decision:
     notes: tuple[str, ...] = field(default=())
 
 
+def _denied(caller: Caller, model: str) -> PermissionDenied:
+    return PermissionDenied(f"Key '{caller.alias}' may not use '{model}'.", param="model")
+
+
 def is_virtual(name: str) -> bool:
     return name == "auto" or name.startswith("auto:")
 
@@ -41,7 +45,7 @@ def decide_static(config: Config, requested: str, caller: Caller, mode: str = "c
                 f"'{requested}' needs routing.default_model in {config.source}.", param="model"
             )
         if not caller.may_use(requested) and not caller.may_use(default):
-            raise PermissionDenied(f"Key '{caller.alias}' may not use '{requested}'.", param="model")
+            raise _denied(caller, requested)
         model, reason = default, f"{requested} -> routing.default_model"
     else:
         cfg = config.models.get(requested)
@@ -51,7 +55,7 @@ def decide_static(config: Config, requested: str, caller: Caller, mode: str = "c
                 param="model",
             )
         if not caller.may_use(requested):
-            raise PermissionDenied(f"Key '{caller.alias}' may not use '{requested}'.", param="model")
+            raise _denied(caller, requested)
         model, reason = requested, "requested"
     chain = (model, *(f for f in config.models[model].fallbacks if caller.may_use(f)))
     return Decision(model=model, chain=chain, reason=reason)

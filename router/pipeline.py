@@ -82,7 +82,8 @@ def _context_check(state: AppState, model: str, prompt_tokens: int, max_tokens: 
     if need > window:
         raise ContextTooLong(
             f"This model's maximum context length is {window} tokens. However, you requested "
-            f"{need} tokens ({prompt_tokens} in the messages, {max_tokens or 0} in the completion).",
+            f"{need} tokens ({prompt_tokens} in the messages, "
+            f"{max_tokens or 0} in the completion).",
             param="messages",
         )
 

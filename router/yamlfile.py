@@ -113,7 +113,7 @@ class _Builder:
                         f"{format_loc((*loc, str(key)))}: duplicate key"
                     )
                     continue
-                child: Loc = (*loc, str(key)) if not isinstance(key, int) else (*loc, str(key))
+                child: Loc = (*loc, str(key))
                 self.lines[child] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, child)
             return out

@@ -95,7 +95,7 @@ class Dispatcher:
     def _delay(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, self.backoff_max_s)
-        base = min(self.backoff_max_s, self.backoff_base_s * (2**retry))
+        base: float = min(self.backoff_max_s, self.backoff_base_s * 2.0**retry)
         return base * (0.5 + random.random() / 2)
 
     async def call(
@@ -133,7 +133,9 @@ class Dispatcher:
                         attempts.append(Attempt(name, "ok", resp.status, seconds=elapsed))
                         return Dispatched(target, resp, attempts)
                     message = upstream_message(resp.body, (target.api_key or "",))
-                    attempts.append(Attempt(name, f"status {resp.status}", resp.status, message, elapsed))
+                    attempts.append(
+                        Attempt(name, f"status {resp.status}", resp.status, message, elapsed)
+                    )
                     if resp.status in CLIENT_FAULT:
                         raise UpstreamClientError(
                             f"{name} rejected the request: {message}", upstream_status=resp.status,

@@ -71,7 +71,9 @@ class OpenAICompatTransport:
                 url, data=payload, headers=target.headers, timeout=self._timeout(target)
             )
         except TimeoutError:
-            raise TimedOut(f"no response from {target.name} within its timeout", phase="connect")
+            raise TimedOut(
+                f"no response from {target.name} within its timeout", phase="connect"
+            ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
             raise ConnectFailed(f"cannot reach {target.name}: {type(exc).__name__}") from None
         if stream and resp.status == 200:
@@ -82,13 +84,17 @@ class OpenAICompatTransport:
             data = await resp.read()
         except TimeoutError:
             resp.close()
-            raise TimedOut(f"{target.name} stopped answering", phase="read")
+            raise TimedOut(f"{target.name} stopped answering", phase="read") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             resp.close()
-            raise ConnectFailed(f"{target.name} dropped the connection: {type(exc).__name__}") from None
+            raise ConnectFailed(
+                f"{target.name} dropped the connection: {type(exc).__name__}"
+            ) from None
         finally:
             resp.release()
-        return UpstreamResponse(status=resp.status, body=data, retry_after=_retry_after(resp.headers))
+        return UpstreamResponse(
+            status=resp.status, body=data, retry_after=_retry_after(resp.headers)
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
