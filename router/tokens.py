@@ -27,7 +27,7 @@ import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -104,7 +104,7 @@ def _name(tokenizer: Tokenizer) -> str:
     return tokenizer if isinstance(tokenizer, str) else tokenizer_for(tokenizer)
 
 
-@lru_cache(maxsize=None)
+@cache
 def text_counter(tokenizer: str) -> Counter:
     """A function counting the tokens of a string with ``tokenizer`` (loaded once)."""
     if tokenizer == "estimate":

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import os
-import base64
 import re
 import struct
 import time
@@ -39,7 +39,7 @@ import orjson
 from aiohttp import web
 
 _DIRECTIVE = re.compile(r"\[\[fake:([^\]]*)\]\]")
-WORDS = "This is a fake reply from the test upstream , counting tokens as it goes .".split()
+WORDS = ["This", "is", "a", "fake", "reply", "from", "the", "test", "upstream", ",", "counting", "tokens", "as", "it", "goes", "."]
 
 
 def _setup_tiktoken() -> Any:
