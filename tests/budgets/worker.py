@@ -1,0 +1,66 @@
+"""A stand-in for a gateway process, run by the multi-process tests:
+
+    python -m tests.budgets.worker burst CONFIG_JSON   reserve N at once, settle the winners,
+                                                       print {"ok": k}
+    python -m tests.budgets.worker load CONFIG_JSON    reserve/settle forever with C tasks,
+                                                       print "settled <id>" after each settle
+
+CONFIG_JSON: {"url", "options", "limit", "cost", "n", "concurrency", "tag"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from router.budgets import BudgetExceeded, BudgetSpec, LedgerRow, Period, Scope, open_store
+
+
+def budgets(cfg: dict[str, Any]) -> list[BudgetSpec]:
+    return [BudgetSpec(Scope.TEAM, "shared", Period.TOTAL, int(cfg["limit"]))]
+
+
+async def burst(cfg: dict[str, Any]) -> None:
+    store = open_store(cfg["url"], **cfg["options"])
+    b = budgets(cfg)
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together with the other process
+
+    async def one(i: int) -> bool:
+        rid = f"{cfg['tag']}-{i}"
+        try:
+            r = await store.reserve(rid, b, cfg["cost"])
+        except BudgetExceeded:
+            return False
+        await asyncio.sleep(0.001)
+        await store.settle(r, cfg["cost"], LedgerRow(rid, "m", team="shared"))
+        return True
+
+    ok = await asyncio.gather(*(one(i) for i in range(cfg["n"])))
+    print(json.dumps({"ok": sum(ok)}), flush=True)
+    await store.close()
+
+
+async def load(cfg: dict[str, Any]) -> None:
+    store = open_store(cfg["url"], **cfg["options"])
+    b = budgets(cfg)
+    counter = iter(range(10**9))
+
+    async def loop() -> None:
+        while True:
+            rid = f"{cfg['tag']}-{next(counter)}"
+            r = await store.reserve(rid, b, cfg["cost"])
+            await asyncio.sleep(0.002)  # "the upstream call": reservations are held meanwhile
+            res = await store.settle(r, cfg["cost"] // 2, LedgerRow(rid, "m", team="shared"))
+            assert res.applied
+            sys.stdout.write(f"settled {rid}\n")
+            sys.stdout.flush()
+
+    await asyncio.gather(*(loop() for _ in range(cfg["concurrency"])))
+
+
+if __name__ == "__main__":
+    mode, raw = sys.argv[1], sys.argv[2]
+    asyncio.run({"burst": burst, "load": load}[mode](json.loads(raw)))
