@@ -1,9 +1,10 @@
 """``create_app()``: routes, the one error renderer, and the lifespan that builds AppState.
 
-The hot endpoints (``/v1/chat/completions``, ``/v1/embeddings``) are plain Starlette routes
-taking the raw request: FastAPI's body validation and dependency solving would parse and copy
-the body a second time for nothing. Everything else uses FastAPI routes with typed
-dependencies. Route handlers stay thin: parse, call :mod:`router.pipeline`, render.
+The hot endpoints (``POST /v1/chat/completions``, ``POST /v1/embeddings``) bypass FastAPI:
+:class:`GatewayApp` sends them straight to a handler taking the raw request, because FastAPI's
+middleware stack, routing and body handling cost about a fifth of the gateway's CPU per request
+(measured with py-spy) for nothing these handlers use. Everything else is a FastAPI route with
+typed dependencies. Handlers stay thin: parse, call :mod:`router.pipeline`, render.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from router import __version__
 from router.config import Config, load_config
@@ -39,11 +41,14 @@ from router.validate import parse_json_object
 log = logging.getLogger("router")
 
 
-def get_state(request: Request) -> AppState:
-    state: AppState | None = getattr(request.app.state, "router", None)
+def _ready(state: AppState | None) -> AppState:
     if state is None or not state.ready:
         raise ServiceUnavailable("The gateway is starting up or shutting down.")
     return state
+
+
+def get_state(request: Request) -> AppState:
+    return _ready(getattr(request.app.state, "router", None))
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -83,15 +88,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _proxy_endpoint(kind: str) -> Any:
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
-        state: AppState | None = getattr(request.app.state, "router", None)
+        state = current()
         trust = state.config.server.trust_request_id if state else True
         request_id = _request_id(request, trust)
         out: Outcome | None = None
         try:
-            state = get_state(request)
+            state = _ready(state)
             caller = state.keys.authenticate(
                 request.headers.get("authorization"), request.headers.get("api-key")
             )
@@ -121,12 +129,29 @@ def _proxy_endpoint(kind: str) -> Any:
     return endpoint
 
 
+class GatewayApp:
+    """The ASGI app: hot POST paths go straight to their handler, the rest to FastAPI."""
+
+    def __init__(self, api: FastAPI, hot: dict[str, Endpoint]) -> None:
+        self.api = api
+        self.hot = hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.hot.get(scope["path"])
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+
 def create_app(
     config: Config | None = None,
     *,
     config_path: str | None = None,
     transports: dict[str, Transport] | None = None,
-) -> FastAPI:
+) -> GatewayApp:
     """Build the ASGI app. Give a ``Config``, or a path (default ``$ROUTER_CONFIG``)."""
 
     @asynccontextmanager
@@ -153,10 +178,15 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.add_route("/v1/chat/completions", _proxy_endpoint("chat"), methods=["POST"])
-    app.add_route("/chat/completions", _proxy_endpoint("chat"), methods=["POST"])
-    app.add_route("/v1/embeddings", _proxy_endpoint("embeddings"), methods=["POST"])
-    app.add_route("/embeddings", _proxy_endpoint("embeddings"), methods=["POST"])
+    def current() -> AppState | None:
+        state: AppState | None = getattr(app.state, "router", None)
+        return state
+
+    chat, embeddings = _proxy_endpoint("chat", current), _proxy_endpoint("embeddings", current)
+    hot = {"/v1/chat/completions": chat, "/chat/completions": chat,
+           "/v1/embeddings": embeddings, "/embeddings": embeddings}
+    for path, endpoint in hot.items():  # also reachable through FastAPI (same handler)
+        app.add_route(path, endpoint, methods=["POST"])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -204,7 +234,7 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return error_response(GatewayError("Internal error in the gateway."))
 
-    return app
+    return GatewayApp(app, hot)
 
 
 def _model_cards(state: AppState) -> list[dict[str, Any]]:
@@ -227,6 +257,6 @@ def _model_cards(state: AppState) -> list[dict[str, Any]]:
     return cards
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> GatewayApp:
     """Factory for ``uvicorn --factory`` and multi-worker serving (reads ``$ROUTER_CONFIG``)."""
     return create_app()
