@@ -42,6 +42,7 @@ class Journal:
             "op TEXT NOT NULL, request_id TEXT NOT NULL, counters TEXT NOT NULL, "
             "actual INTEGER NOT NULL, row_ms INTEGER NOT NULL, row BLOB NOT NULL)"
         )
+        (self._count,) = self._db.execute("SELECT COUNT(*) FROM journal").fetchone()
 
     def append(
         self,
@@ -58,6 +59,7 @@ class Journal:
             (op, request_id, "\n".join(counters), actual_micro, row_ms, row),
         )
         assert cur.lastrowid is not None
+        self._count += 1
         return cur.lastrowid
 
     def head(self, limit: int = 100) -> list[JournalEntry]:
@@ -73,11 +75,11 @@ class Journal:
         ]  # fmt: skip
 
     def delete(self, entry_id: int) -> None:
-        self._db.execute("DELETE FROM journal WHERE id = ?", (entry_id,))
+        self._count -= self._db.execute("DELETE FROM journal WHERE id = ?", (entry_id,)).rowcount
 
     def __len__(self) -> int:
-        (n,) = self._db.execute("SELECT COUNT(*) FROM journal").fetchone()
-        return int(n)
+        """Entries waiting (kept in memory: this is read on every call)."""
+        return int(self._count)
 
     def close(self) -> None:
         self._db.close()

@@ -22,6 +22,11 @@ PRELUDE = r"""
 local function fmt(x) return string.format('%d', x) end
 local function ffmt(x) return string.format('%.6f', x) end
 local P = string.sub(KEYS[1], 1, -3)
+local function split(str)
+  local t = {}
+  for x in string.gmatch(str, '%S+') do t[#t + 1] = x end
+  return t
+end
 
 -- Free the money of live reservations whose expiry has passed; forget their ids.
 local function sweep(now, dedup_ms, limit)
@@ -45,14 +50,15 @@ local function sweep(now, dedup_ms, limit)
   return freed, #ids
 end
 
--- Rate limits (GCRA, as router/budgets/rules.py:gcra): keys KEYS[k0+j], args ARGV[a0+2j-1..].
--- Returns the index of the spec with the longest wait (and the wait), or nil and the new tats.
-local function rate_check(now, k0, a0, m)
+-- Rate limits (GCRA, as router/budgets/rules.py:gcra): keys KEYS[k0+j], spec[2j-1] = per
+-- minute, spec[2j] = cost. Returns the index of the spec with the longest wait (and the
+-- wait), or nil and the new tats.
+local function rate_check(now, k0, spec, m)
   local tats = {}
   local fail_j, fail_wait = nil, 0
   for j = 1, m do
-    local per = tonumber(ARGV[a0 + 2 * j - 1])
-    local cost = tonumber(ARGV[a0 + 2 * j])
+    local per = tonumber(spec[2 * j - 1])
+    local cost = tonumber(spec[2 * j])
     local tat = tonumber(redis.call('GET', KEYS[k0 + j]))
     local base = now
     if tat and tat > now then base = tat end
@@ -77,17 +83,22 @@ end
 """
 
 #: KEYS: x, r:<rid>, n counter keys, m rate keys.
-#: ARGV: now, ttl_s, dedup_ms, amount, fallback (-1: none), n, m, rid,
-#:       n x (limit, block_zero 0|1), m x (per_minute, cost).
+#: ARGV: "now ttl_s dedup_ms amount fallback(-1: none) n m", rid,
+#:       "limit block_zero(0|1)" x n, "per_minute cost" x m (space-separated: fewer arguments
+#:       to encode is most of the client's CPU per call).
+#: Returns one string: "ok amount time expiry s1 r1 ...", "dup amount time expiry s1 r1 ...
+#: \n<counter keys>", "over i used amount", "rate j wait" or "final state".
 RESERVE = (
     PRELUDE
     + r"""
-local now = tonumber(ARGV[1])
-local amount = tonumber(ARGV[4])
-local fallback = tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
-local m = tonumber(ARGV[7])
-sweep(now, ARGV[3], 1000)
+local h = split(ARGV[1])
+local now = tonumber(h[1])
+local amount = tonumber(h[4])
+local fallback = tonumber(h[5])
+local n = tonumber(h[6])
+local m = tonumber(h[7])
+local lim = split(ARGV[3])
+sweep(now, h[3], 1000)
 
 local c = {}
 for i = 1, n do
@@ -95,24 +106,28 @@ for i = 1, n do
   c[2 * i - 1] = tonumber(v[1]) or 0
   c[2 * i] = tonumber(v[2]) or 0
 end
+local function counts()
+  local t = {}
+  for i = 1, 2 * n do t[i] = fmt(c[i]) end
+  return table.concat(t, ' ')
+end
 
 local old = redis.call('HMGET', KEYS[2], 'st', 'a', 't', 'e', 'k')
 if old[1] then
-  if old[1] ~= 'live' then return {'final', old[1]} end
-  local out = {'dup', old[2], old[3], old[4], old[5]}
-  for i = 1, 2 * n do out[#out + 1] = c[i] end
-  return out
+  if old[1] ~= 'live' then return 'final ' .. old[1] end
+  return 'dup ' .. old[2] .. ' ' .. old[3] .. ' ' .. old[4] .. ' ' .. counts() .. '\n'
+         .. (old[5] or '')
 end
 
-local fj, wait, tats = rate_check(now, 2 + n, 8 + 2 * n, m)
-if fj then return {'rate', fj, ffmt(wait)} end
+local fj, wait, tats = rate_check(now, 2 + n, split(ARGV[4]), m)
+if fj then return 'rate ' .. fj .. ' ' .. ffmt(wait) end
 
 local function first_over(amt)
   for i = 1, n do
     local used = c[2 * i - 1] + c[2 * i]
-    local limit = tonumber(ARGV[7 + 2 * i])
+    local limit = tonumber(lim[2 * i - 1])
     if amt == 0 then
-      if ARGV[8 + 2 * i] == '1' and used >= limit then return i end
+      if lim[2 * i] == '1' and used >= limit then return i end
     elseif used + amt > limit then
       return i
     end
@@ -127,7 +142,7 @@ if bad and fallback >= 0 and fallback < amount then
   bad = first_over(fallback)
 end
 if bad then
-  return {'over', bad, c[2 * bad - 1] + c[2 * bad], fmt(chosen)}
+  return 'over ' .. bad .. ' ' .. fmt(c[2 * bad - 1] + c[2 * bad]) .. ' ' .. fmt(chosen)
 end
 
 local keys = {}
@@ -135,25 +150,25 @@ for i = 1, n do
   redis.call('HINCRBY', KEYS[2 + i], 'r', fmt(chosen))
   keys[i] = KEYS[2 + i]
 end
-local exp = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[2], 'st', 'live', 'a', fmt(chosen), 't', ARGV[1], 'e', ffmt(exp),
+local exp = ffmt(now + tonumber(h[2]))
+redis.call('HSET', KEYS[2], 'st', 'live', 'a', fmt(chosen), 't', h[1], 'e', exp,
            'k', table.concat(keys, '\n'))
-redis.call('ZADD', KEYS[1], ffmt(exp), ARGV[8])
+redis.call('ZADD', KEYS[1], exp, ARGV[2])
 rate_commit(now, 2 + n, m, tats)
-local out = {'ok', fmt(chosen), ARGV[1], ffmt(exp)}
-for i = 1, 2 * n do out[#out + 1] = c[i] end
-return out
+return 'ok ' .. fmt(chosen) .. ' ' .. h[1] .. ' ' .. exp .. ' ' .. counts()
 """
 )
 
-#: Settle (ARGV[6] = "settle") or release ("release").
+#: Settle (op "settle") or release ("release").
 #: KEYS: x, r:<rid>, ledger, counter keys of the reservation (settle only).
-#: ARGV: actual, dedup_ms, row time ms, row JSON ('' for none), rid, mode.
+#: ARGV: "actual dedup_ms row_time_ms op", rid, row JSON ('' for none).
+#: Returns "ok <amount that was reserved>" or "dup".
 FINISH = (
     PRELUDE
     + r"""
+local h = split(ARGV[1])
 local old = redis.call('HMGET', KEYS[2], 'st', 'a', 'k')
-if old[1] == 'done' then return {'dup'} end
+if old[1] == 'done' then return 'dup' end
 local reserved = 0
 if old[1] == 'live' then
   reserved = tonumber(old[2])
@@ -162,27 +177,27 @@ if old[1] == 'live' then
       redis.call('HINCRBY', ck, 'r', fmt(-reserved))
     end
   end
-  redis.call('ZREM', KEYS[1], ARGV[5])
+  redis.call('ZREM', KEYS[1], ARGV[2])
 end
-if ARGV[6] == 'settle' and tonumber(ARGV[1]) ~= 0 then
-  for i = 4, #KEYS do redis.call('HINCRBY', KEYS[i], 's', ARGV[1]) end
+if h[4] == 'settle' and h[1] ~= '0' then
+  for i = 4, #KEYS do redis.call('HINCRBY', KEYS[i], 's', h[1]) end
 end
-if ARGV[4] ~= '' then
-  local ms = tonumber(ARGV[3])
+if ARGV[3] ~= '' then
+  local ms = tonumber(h[3])
   local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
   if last[1] then
     local lms = tonumber(string.match(last[1][1], '^(%d+)'))
     if lms > ms then ms = lms end
   end
-  redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'j', ARGV[4])
+  redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'j', ARGV[3])
 end
 redis.call('HSET', KEYS[2], 'st', 'done')
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return {'ok', fmt(reserved)}
+redis.call('PEXPIRE', KEYS[2], h[2])
+return 'ok ' .. fmt(reserved)
 """
 )
 
-#: KEYS: x, counter keys. ARGV: now, dedup_ms. Returns s1, r1, s2, r2, ...
+#: KEYS: x, counter keys. ARGV: now, dedup_ms. Returns "s1 r1 s2 r2 ...".
 STATUS = (
     PRELUDE
     + r"""
@@ -190,10 +205,10 @@ sweep(tonumber(ARGV[1]), ARGV[2], 1000)
 local out = {}
 for i = 2, #KEYS do
   local v = redis.call('HMGET', KEYS[i], 's', 'r')
-  out[#out + 1] = tonumber(v[1]) or 0
-  out[#out + 1] = tonumber(v[2]) or 0
+  out[#out + 1] = fmt(tonumber(v[1]) or 0)
+  out[#out + 1] = fmt(tonumber(v[2]) or 0)
 end
-return out
+return table.concat(out, ' ')
 """
 )
 
@@ -206,15 +221,15 @@ return {freed, seen}
 """
 )
 
-#: KEYS: x, m rate keys. ARGV: now, m, m x (per_minute, cost). Returns {} or {j, wait}.
+#: KEYS: x, m rate keys. ARGV: now, "per_minute cost" x m. Returns "" or "j wait".
 RATE = (
     PRELUDE
     + r"""
 local now = tonumber(ARGV[1])
-local m = tonumber(ARGV[2])
-local fj, wait, tats = rate_check(now, 1, 2, m)
-if fj then return {fj, ffmt(wait)} end
+local m = #KEYS - 1
+local fj, wait, tats = rate_check(now, 1, split(ARGV[2]), m)
+if fj then return fj .. ' ' .. ffmt(wait) end
 rate_commit(now, 1, m, tats)
-return {}
+return ''
 """
 )

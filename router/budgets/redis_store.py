@@ -23,7 +23,6 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -131,6 +130,7 @@ class RedisStore(BudgetStore):
         self._down = False
         self._down_reason = ""
         self._recovery: asyncio.Task[None] | None = None
+        self._closed = False
 
     # -- keys and availability -------------------------------------------------------------------
 
@@ -217,11 +217,12 @@ class RedisStore(BudgetStore):
                     self.local.add_pending(e.counters, -e.actual_micro)
                 done += 1
 
-    async def _finish_call(self, e: JournalEntry) -> list[Any]:
+    async def _finish_call(self, e: JournalEntry) -> bool:
+        """Run the settle/release script for ``e``; False if the request was already done."""
         keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters]
-        args: list[Any] = [e.actual_micro, self._dedup_ms, e.row_ms, e.row, e.request_id, e.op]
-        res: list[Any] = await self._finish(keys=keys, args=args)
-        return res
+        head = f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op}"
+        res: bytes = await self._finish(keys=keys, args=(head, e.request_id, e.row))
+        return res != b"dup"
 
     async def ping(self) -> bool:
         try:
@@ -249,18 +250,16 @@ class RedisStore(BudgetStore):
         ckeys = [self._ckey(r) for r in refs]
         items = self._rate_items(rate_limits, tokens)
         if self.available:
-            args: list[Any] = [
-                repr(now), repr(self.reservation_ttl_s), self._dedup_ms, amount_micro,
-                -1 if fallback_micro is None else fallback_micro, len(budgets), len(items),
-                request_id,
-            ]  # fmt: skip
-            for b in budgets:
-                args += [b.limit_micro, 1 if b.block_zero_cost else 0]
-            for it in items:
-                args += [it[1], it[2]]
+            fb = -1 if fallback_micro is None else fallback_micro
+            head = (
+                f"{now!r} {self.reservation_ttl_s!r} {self._dedup_ms} {amount_micro} {fb} "
+                f"{len(budgets)} {len(items)}"
+            )
+            limits = " ".join(f"{b.limit_micro} {1 if b.block_zero_cost else 0}" for b in budgets)
+            rates = " ".join(f"{it[1]} {it[2]}" for it in items)
             keys = [self._x, f"{self._p}:r:{request_id}", *ckeys, *(it[0] for it in items)]
             try:
-                res = await self._reserve(keys=keys, args=args)
+                res = await self._reserve(keys=keys, args=(head, request_id, limits, rates))
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
@@ -273,7 +272,7 @@ class RedisStore(BudgetStore):
 
     def _reserved(
         self,
-        res: list[Any],
+        res: bytes,
         request_id: str,
         budgets: Sequence[BudgetSpec],
         windows: Sequence[Window],
@@ -281,11 +280,13 @@ class RedisStore(BudgetStore):
         ckeys: Sequence[str],
         items: Sequence[_RateItem],
     ) -> Reservation:
-        tag = res[0]
-        if tag == b"rate":
-            raise self._rate_error(items[_int(res[1]) - 1], float(res[2]))
-        if tag == b"over":
-            i = _int(res[1]) - 1
+        text, _, tail = res.decode().partition("\n")
+        f = text.split(" ")
+        tag = f[0]
+        if tag == "rate":
+            raise self._rate_error(items[int(f[1]) - 1], float(f[2]))
+        if tag == "over":
+            i = int(f[1]) - 1
             b, w = budgets[i], windows[i]
             raise BudgetExceeded(
                 scope=b.scope.value,
@@ -293,23 +294,22 @@ class RedisStore(BudgetStore):
                 period=b.period.value,
                 window=w.id,
                 limit_micro=b.limit_micro,
-                spent_micro=_int(res[2]),
-                requested_micro=_int(res[3]),
+                spent_micro=int(f[2]),
+                requested_micro=int(f[3]),
                 reset_at=w.reset_at,
             )
-        if tag == b"final":
-            raise ValueError(f"request {request_id!r} was already {res[1].decode()}")
-        amount, t0, exp = _int(res[1]), float(res[2]), float(res[3])
-        if tag == b"dup":  # a retried reserve: the live reservation stands
-            refs = tuple(self._ref(k) for k in res[4].decode().split("\n") if k)
-            counts, added = res[5:], 0
-        else:
-            counts, added = res[4:], amount
+        if tag == "final":
+            raise ValueError(f"request {request_id!r} was already {f[1]}")
+        amount, t0, exp = int(f[1]), float(f[2]), float(f[3])
+        added = amount
+        if tag == "dup":  # a retried reserve: the live reservation stands
+            refs = tuple(self._ref(k) for k in tail.split("\n") if k)
+            added = 0
         status = []
         for i, (b, w) in enumerate(zip(budgets, windows, strict=True)):
-            s, r = _int(counts[2 * i]), _int(counts[2 * i + 1]) + added
-            self.local.seen(ckeys[i], s + r)
-            status.append(BudgetStatus(b, w.id, s, r, w.reset_at))
+            spent, held = int(f[4 + 2 * i]), int(f[5 + 2 * i]) + added
+            self.local.seen(ckeys[i], spent + held)
+            status.append(BudgetStatus(b, w.id, spent, held, w.reset_at))
         return Reservation(request_id, amount, t0, exp, refs, tuple(status))
 
     def _reserve_locally(
@@ -375,11 +375,11 @@ class RedisStore(BudgetStore):
         entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob)
         if self.available:
             try:
-                res = await self._finish_call(entry)
+                applied = await self._finish_call(entry)
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
-                return res[0] == b"ok", False
+                return applied, False
         self.journal.append(op, rid, ckeys, actual, row_ms, blob)
         if op == "settle":
             self.local.add_pending(ckeys, actual)
@@ -399,7 +399,7 @@ class RedisStore(BudgetStore):
             )
         if actual_micro < 0:
             raise ValueError("actual_micro must be >= 0")
-        row = replace(row, time=reservation.time, actual_micro=actual_micro)
+        row = row.stamped(reservation.time, actual_micro)
         applied, deferred = await self._finish_or_journal("settle", reservation, actual_micro, row)
         over = max(0, actual_micro - reservation.amount_micro) if applied else 0
         return SettleResult(applied=applied, overshoot_micro=over, deferred=deferred)
@@ -416,7 +416,7 @@ class RedisStore(BudgetStore):
                 raise ValueError(
                     f"ledger row is for {row.request_id!r}, not {reservation.request_id!r}"
                 )
-            row = replace(row, time=reservation.time, actual_micro=0)
+            row = row.stamped(reservation.time, 0)
         elif reservation.local:  # nothing in Redis to free, nothing to record
             self.local.unhold(reservation.request_id)
             return True
@@ -438,8 +438,9 @@ class RedisStore(BudgetStore):
                 self._mark_down(e)
             else:
                 out = []
+                f = res.decode().split(" ")
                 for i, (b, w) in enumerate(zip(budgets, windows, strict=True)):
-                    s, r = _int(res[2 * i]), _int(res[2 * i + 1])
+                    s, r = int(f[2 * i]), int(f[2 * i + 1])
                     self.local.seen(ckeys[i], s + r)
                     out.append(BudgetStatus(b, w.id, s, r, w.reset_at))
                 return out
@@ -459,16 +460,17 @@ class RedisStore(BudgetStore):
         if not items:
             return
         if self.available:
-            args: list[Any] = [repr(now), len(items)]
-            for it in items:
-                args += [it[1], it[2]]
+            spec = " ".join(f"{it[1]} {it[2]}" for it in items)
             try:
-                res = await self._rate(keys=[self._x, *(it[0] for it in items)], args=args)
+                res = await self._rate(
+                    keys=[self._x, *(it[0] for it in items)], args=(repr(now), spec)
+                )
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
                 if res:
-                    raise self._rate_error(items[_int(res[0]) - 1], float(res[1]))
+                    j, wait = res.decode().split(" ")
+                    raise self._rate_error(items[int(j) - 1], float(wait))
                 return
         if self.fail_mode == "closed":
             raise self._unavailable()
@@ -515,6 +517,9 @@ class RedisStore(BudgetStore):
             start = "(" + batch[-1][0].decode()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         task, self._recovery = self._recovery, None
         if task is not None:
             task.cancel()

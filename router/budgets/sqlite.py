@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +295,7 @@ class SqliteStore(BudgetStore):
             raise ValueError(f"ledger row is for {row.request_id!r}, not {rid!r}")
         if actual_micro < 0:
             raise ValueError("actual_micro must be >= 0")
-        row = replace(row, time=reservation.time, actual_micro=actual_micro)
+        row = row.stamped(reservation.time, actual_micro)
         with self._tx() as c:
             old = c.execute(
                 "SELECT state, amount, counters FROM reservations WHERE request_id = ?", (rid,)
@@ -335,7 +334,7 @@ class SqliteStore(BudgetStore):
             if row is not None:
                 if row.request_id != rid:
                     raise ValueError(f"ledger row is for {row.request_id!r}, not {rid!r}")
-                row = replace(row, time=reservation.time, actual_micro=0)
+                row = row.stamped(reservation.time, 0)
                 if c.execute(_INSERT_LEDGER, ledger_values(row)).rowcount == 0:
                     c.execute(_MARK_DONE, (rid, now, now + self.settle_dedup_s))
                     return False

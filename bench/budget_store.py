@@ -1,0 +1,163 @@
+"""CPU cost of one reserve and one settle on each budget store.
+
+    python bench/budget_store.py [-n 5000] [--redis-url redis://host:port/0]
+
+Without --redis-url it starts its own redis-server on a free port (never 6379). Reports, per
+operation, the gateway process's CPU (process_time) and wall time, sequentially on one event
+loop (the per-request cost, not throughput), for a request that checks four budgets (key daily,
+user monthly, team monthly, global total) plus one rate limit. For Redis it also reports the
+server's own time per script call (INFO commandstats) and, for comparison with the SQLite
+store's choice to call synchronously, what one asyncio.to_thread hand-off costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from router.budgets import (  # noqa: E402
+    BudgetSpec,
+    BudgetStore,
+    LedgerRow,
+    Period,
+    RateLimitSpec,
+    Scope,
+    open_store,
+)
+
+BUDGETS = [
+    BudgetSpec(Scope.KEY, "app-prod", Period.DAILY, 10**15),
+    BudgetSpec(Scope.USER, "ann", Period.MONTHLY, 10**15),
+    BudgetSpec(Scope.TEAM, "search", Period.MONTHLY, 10**15),
+    BudgetSpec(Scope.GLOBAL, "all", Period.TOTAL, 10**15),
+]
+RATE = [RateLimitSpec(Scope.KEY, "app-prod", requests_per_minute=10**9, tokens_per_minute=10**12)]
+
+
+async def measure(store: BudgetStore, n: int) -> dict[str, float]:
+    reservations = []
+    for i in range(200):  # warm up: scripts loaded, connections open, pages cached
+        r = await store.reserve(f"w{i}", BUDGETS, 1000, rate_limits=RATE, tokens=500)
+        await store.settle(r, 900, LedgerRow(f"w{i}", "gpt-4o-mini", "app-prod", "ann", "search"))
+    c0, w0 = time.process_time(), time.perf_counter()
+    for i in range(n):
+        reservations.append(
+            await store.reserve(f"r{i}", BUDGETS, 1000, rate_limits=RATE, tokens=500)
+        )
+    c1, w1 = time.process_time(), time.perf_counter()
+    for i, r in enumerate(reservations):
+        row = LedgerRow(f"r{i}", "gpt-4o-mini", "app-prod", "ann", "search", "expression",
+                        prompt_tokens=500, completion_tokens=120, estimated_micro=1000)  # fmt: skip
+        await store.settle(r, 900, row)
+    c2, w2 = time.process_time(), time.perf_counter()
+    us = 1e6 / n
+    return {
+        "reserve_cpu_us": (c1 - c0) * us,
+        "reserve_wall_us": (w1 - w0) * us,
+        "settle_cpu_us": (c2 - c1) * us,
+        "settle_wall_us": (w2 - w1) * us,
+    }
+
+
+async def thread_hop(n: int) -> float:
+    def noop() -> None:
+        return None
+
+    c0 = time.process_time()
+    for _ in range(n):
+        await asyncio.to_thread(noop)
+    return (time.process_time() - c0) * 1e6 / n
+
+
+async def redis_baseline(url: str, n: int) -> tuple[float, float]:
+    """CPU per PING and per EVALSHA of ``return 1``: the client library's floor."""
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(url)
+    one = r.register_script("return 1")
+    await one()
+    c0 = time.process_time()
+    for _ in range(n):
+        await r.ping()
+    c1 = time.process_time()
+    for _ in range(n):
+        await one()
+    c2 = time.process_time()
+    await r.aclose()
+    return (c1 - c0) * 1e6 / n, (c2 - c1) * 1e6 / n
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def commandstats(url: str) -> dict[str, float]:
+    import redis
+
+    info = redis.Redis.from_url(url).info("commandstats")
+    return {k: v["usec_per_call"] for k, v in info.items() if k == "cmdstat_evalsha"}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=5000)
+    ap.add_argument("--redis-url")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="budget-bench-"))
+    proc = None
+    url = args.redis_url
+    if url is None and shutil.which("redis-server"):
+        port = free_port()
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.3)
+    try:
+        print(f"python {sys.version.split()[0]}, n={args.n}, 4 budgets + 1 rate limit per request")
+        for name, u, opts in [
+            ("sqlite (WAL, synchronous=normal)", f"sqlite:///{tmp / 'b.db'}", {}),
+            ("sqlite (WAL, synchronous=full)", f"sqlite:///{tmp / 'c.db'}?synchronous=full", {}),
+            ("redis (one EVALSHA per step)", url, {"prefix": f"bench{time.time_ns()}"}),
+        ]:
+            if u is None:
+                print(f"{name:36s} skipped: no redis-server")
+                continue
+            store = open_store(u, **opts)
+            try:
+                m = await measure(store, args.n)
+            finally:
+                await store.close()
+            print(
+                f"{name:36s} reserve {m['reserve_cpu_us']:6.1f} µs CPU "
+                f"({m['reserve_wall_us']:6.1f} wall)   settle {m['settle_cpu_us']:6.1f} µs CPU "
+                f"({m['settle_wall_us']:6.1f} wall)"
+            )
+        if url is not None:
+            for k, v in commandstats(url).items():
+                print(f"redis-server {k}: {v:.1f} µs per call (server side, mean of all scripts)")
+        if url is not None:
+            ping_us, eval_us = await redis_baseline(url, args.n)
+            print(f"redis-py floor: PING {ping_us:.1f} µs CPU, EVALSHA 'return 1' {eval_us:.1f} µs CPU")
+        print(f"asyncio.to_thread hand-off: {await thread_hop(2000):.1f} µs CPU")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
