@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router.budgets import (  # noqa: E402
+from router.budgets import (
     BudgetSpec,
     BudgetStore,
     LedgerRow,
@@ -150,7 +150,10 @@ async def main() -> None:
                 print(f"redis-server {k}: {v:.1f} µs per call (server side, mean of all scripts)")
         if url is not None:
             ping_us, eval_us = await redis_baseline(url, args.n)
-            print(f"redis-py floor: PING {ping_us:.1f} µs CPU, EVALSHA 'return 1' {eval_us:.1f} µs CPU")
+            print(
+                f"redis-py floor: PING {ping_us:.1f} µs CPU, "
+                f"EVALSHA 'return 1' {eval_us:.1f} µs CPU"
+            )
         print(f"asyncio.to_thread hand-off: {await thread_hop(2000):.1f} µs CPU")
     finally:
         if proc is not None:
