@@ -41,7 +41,7 @@ def test_gpt3_pretraining_is_1_059m_before_the_discount() -> None:
     # The article writes "约 105 万美元 * 5 折, 约 372.75 万元": it truncates to 105万 dollars,
     # halves, and converts at 7.1 yuan per dollar: 105e4 x 0.5 x 7.1 = 3,727,500.
     assert math.floor(full / 1e4) == 105
-    assert 105e4 * 0.5 * 7.1 == pytest.approx(3_727_500)
+    assert pytest.approx(3_727_500) == 105e4 * 0.5 * 7.1
 
 
 def test_gpt4_pretraining_from_the_formula_and_the_articles_rounding() -> None:
@@ -97,7 +97,7 @@ def test_opening_example_costs_0_13_dollars() -> None:
     assert usd == pytest.approx(0.13)
     # "也就是 9 毛钱 ... 每年要 0.9 x 10 x 365 = 3285 元" (0.13 x 7.1 = 0.92 yuan, rounded to 0.9).
     assert round(usd * 7.1, 1) == pytest.approx(0.9)
-    assert 0.9 * 10 * 365 == pytest.approx(3285)
+    assert pytest.approx(3285) == 0.9 * 10 * 365
 
 
 def test_utilisation_and_discount_scale_the_cost() -> None:

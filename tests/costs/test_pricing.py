@@ -87,7 +87,7 @@ def test_config_gpus_override_and_add() -> None:
 
 
 def test_config_refuses_incomplete_new_gpu_and_unknown_gpu() -> None:
-    with pytest.raises(ConfigError, match="gpus.foo: usd_per_hour is required"):
+    with pytest.raises(ConfigError, match=r"gpus\.foo: usd_per_hour is required"):
         config_from_text("gpus:\n  foo: {tflops: 100}\nmodels: {}\n")
     with pytest.raises(ConfigError, match=r"models.m.gpu: unknown GPU 'z80' \(known: a10"):
         cfg_of("m: {provider: vllm, upstream_model: x, api_base: 'http://h', params: 8B, gpu: z80}")
