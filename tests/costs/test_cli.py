@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -451,3 +452,32 @@ def test_subprocess_cli() -> None:
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
     assert bad.stdout == ""
+
+
+def article_table_rows() -> list[tuple[str, list[str]]]:
+    """(command, expected result fragments) from the table in docs/cost-model.md."""
+    rows = []
+    for line in (REPO / "docs" / "cost-model.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[2].startswith("`router "):
+            parts = [p.strip() for p in cells[3].replace("→", ";").split(";")]
+            rows.append((cells[2].strip("`"), parts))
+    return rows
+
+
+def test_docs_table_has_the_articles_figures() -> None:
+    assert len(article_table_rows()) == 8
+
+
+@pytest.mark.parametrize(("command", "expected"), article_table_rows())
+def test_docs_table_is_what_the_cli_prints(
+    command: str,
+    expected: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(shlex.split(command)[1:]) == 0
+    out = capsys.readouterr().out
+    for fragment in expected:
+        assert fragment in out, (fragment, out)
