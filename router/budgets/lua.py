@@ -8,7 +8,7 @@ do within a slot (see docs/budgets.md). Layout, with ``P = {prefix}``::
     P:r:<request id>                    hash  st (live|expired|done), a (µ$), t, e, k (counter keys)
     P:x                                 zset  live request ids by expiry time
     P:rl:<scope>:<id>:<kind>            string  GCRA theoretical arrival time (rate limits)
-    P:ledger                            stream  one entry per request, field j = JSON row
+    P:ledger                            stream  one entry per request, field r = JSON array row
 
 Times are the callers' Unix seconds (``now``), so tests can move time; a stream entry's id is
 ``max(row time in ms, last id's ms)``, so an id is never earlier than its row's time and a report
@@ -41,6 +41,7 @@ local function sweep(now, dedup_ms, limit)
           redis.call('HINCRBY', ck, 'r', fmt(-tonumber(v[2])))
         end
       end
+      redis.call('DEL', rk)  -- keep only the state: a tombstone of ~100 bytes
       redis.call('HSET', rk, 'st', 'expired')
       redis.call('PEXPIRE', rk, dedup_ms)
       freed = freed + 1
@@ -189,8 +190,9 @@ if ARGV[3] ~= '' then
     local lms = tonumber(string.match(last[1][1], '^(%d+)'))
     if lms > ms then ms = lms end
   end
-  redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'j', ARGV[3])
+  redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'r', ARGV[3])
 end
+redis.call('DEL', KEYS[2])  -- keep only the state: a tombstone of ~100 bytes
 redis.call('HSET', KEYS[2], 'st', 'done')
 redis.call('PEXPIRE', KEYS[2], h[2])
 return 'ok ' .. fmt(reserved)

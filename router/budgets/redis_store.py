@@ -70,6 +70,20 @@ def _int(v: Any) -> int:
     return int(v)
 
 
+def encode_row(row: LedgerRow) -> bytes:
+    """A ledger row as a JSON array in field order: ~40% of the bytes of a JSON object, and
+    the stream holds one per request."""
+    return orjson.dumps(
+        [row.request_id, row.model, row.key_alias, row.user, row.team, row.task,
+         row.prompt_tokens, row.completion_tokens, row.estimated_micro, row.actual_micro,
+         row.reference_micro, row.status, row.time]
+    )  # fmt: skip
+
+
+def decode_row(blob: bytes) -> LedgerRow:
+    return LedgerRow(*orjson.loads(blob))
+
+
 class RedisStore(BudgetStore):
     """Budgets, rate limits and ledger in Redis, shared by every replica (see module doc)."""
 
@@ -368,7 +382,7 @@ class RedisStore(BudgetStore):
     ) -> tuple[bool, bool]:
         """Run the finish script, or journal it. Returns (applied, deferred)."""
         rid = reservation.request_id
-        blob = b"" if row is None else orjson.dumps(row)
+        blob = b"" if row is None else encode_row(row)
         ckeys = [self._ckey(r) for r in reservation.counters] if op == "settle" else []
         row_ms = math.floor(reservation.time * 1000)
         self.local.unhold(rid)
@@ -509,12 +523,18 @@ class RedisStore(BudgetStore):
                 raise self._unavailable() from e
             batch: list[Any] = list(raw or [])
             for _id, fields in batch:
-                row = LedgerRow(**orjson.loads(fields[b"j"]))
+                row = decode_row(fields[b"r"])
                 if since <= row.time < until and matches(row, filters):
                     yield row
             if len(batch) < 1000:
                 return
             start = "(" + batch[-1][0].decode()
+
+    async def trim_ledger(self, before: float) -> int:
+        """Delete ledger entries older than ``before`` (retention; export them first). Budget
+        counters are not touched, so afterwards only windows after ``before`` still equal
+        their ledger sums. Returns how many entries were deleted."""
+        return int(await self._r.xtrim(self._ledger, minid=f"{math.floor(before * 1000)}-0"))
 
     async def close(self) -> None:
         if self._closed:

@@ -24,7 +24,7 @@ from router.budgets import (
     Scope,
     StoreUnavailable,
 )
-from router.budgets.redis_store import RedisStore
+from router.budgets.redis_store import RedisStore, encode_row
 from tests.budgets.conftest import RedisServer
 
 T0 = 1_736_942_400.0  # 2025-01-15 12:00 UTC
@@ -123,7 +123,8 @@ async def test_open_serves_locally_and_reconciles_exactly_once(
         # a replica that crashed between replaying an entry and deleting it replays it again:
         # nothing is counted twice
         ckeys = [store._ckey(c) for c in r2.counters]
-        store.journal.append("settle", "r2", ckeys, 250, int(T0 * 1000), b'{"x": 1}')
+        blob = encode_row(row("r2").stamped(T0, 250))
+        store.journal.append("settle", "r2", ckeys, 250, int(T0 * 1000), blob)
         assert await store.reconcile() == 1
         (st,) = await store.budget_status([BUDGET], T0)
         assert st.spent_micro == 500
