@@ -243,17 +243,12 @@ def _model_cards(state: AppState) -> list[dict[str, Any]]:
     for name in VIRTUAL_MODELS:
         cards.append({"id": name, "object": "model", "created": created, "owned_by": "router",
                       "router": {"virtual": True}})
-    for name, m in state.config.models.items():
-        info: dict[str, Any] = {
-            "provider": m.provider,
-            "upstream_model": m.upstream_model,
-            "mode": m.mode,
-            "context_window": m.context_window,
-            "max_output_tokens": m.max_output_tokens,
-            "available": state.targets[name].missing_key is None,
-        }
+    for name, priced in state.catalogue.items():
+        info = priced.metadata()
+        del info["id"]
+        info["available"] = state.targets[name].missing_key is None
         cards.append({"id": name, "object": "model", "created": created,
-                      "owned_by": m.provider, "router": info})
+                      "owned_by": priced.config.provider, "router": info})
     return cards
 
 

@@ -17,6 +17,7 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from router.auth import Caller
+from router.costs.estimate import actual_cost_micro, cost_micro, estimate_request_micro
 from router.decide import Decision, decide_static
 from router.errors import ContextTooLong, GatewayError, UpstreamError
 from router.sse import StreamRelay, error_event
@@ -45,6 +46,9 @@ class Outcome:
     #: From the upstream's usage (or counted from the streamed text when it sent none).
     usage_prompt_tokens: int | None = None
     completion_tokens: int = 0
+    #: Integer micro-dollars: expected before the call, and from the usage after it.
+    estimate_micro: int | None = None
+    actual_micro: int | None = None
     attempts: int = 0
     status: int = 200
     error: str | None = None
@@ -62,9 +66,20 @@ class Outcome:
                 h["x-router-task-confidence"] = f"{self.decision.confidence:.3f}"
         if self.prompt_tokens:
             h["x-router-prompt-tokens"] = str(self.prompt_tokens)
+        if self.estimate_micro is not None:
+            h["x-router-cost-estimate-usd"] = usd(self.estimate_micro)
+        if self.actual_micro is not None:
+            h["x-router-cost-usd"] = usd(self.actual_micro)
         if self.attempts:
             h["x-router-attempts"] = str(self.attempts)
         return h
+
+
+def usd(micro: int) -> str:
+    """Micro-dollars as a dollar string with all six decimals (exact, no float rounding)."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), 1_000_000)
+    return f"{sign}{whole}.{frac:06d}"
 
 
 def _usage_tokens(usage: Any) -> tuple[int, int] | None:
@@ -75,7 +90,7 @@ def _usage_tokens(usage: Any) -> tuple[int, int] | None:
 
 
 def _context_check(state: AppState, model: str, prompt_tokens: int, max_tokens: int | None) -> None:
-    window = state.config.models[model].context_window
+    window = state.catalogue[model].limits.context_window
     if window is None:
         return
     need = prompt_tokens + (max_tokens or 0)
@@ -91,11 +106,12 @@ def _context_check(state: AppState, model: str, prompt_tokens: int, max_tokens: 
 async def handle_chat(
     state: AppState, body: dict[str, Any], out: Outcome, request_headers: Any
 ) -> Response:
-    requested, stream, max_tokens, _n = check_chat(body)
+    requested, stream, max_tokens, n = check_chat(body)
     decision = decide_static(state.config, requested, out.caller)
     out.decision = decision
     out.prompt_tokens = count_chat_tokens(body, state.tokenizers[decision.model])
     _context_check(state, decision.model, out.prompt_tokens, max_tokens)
+    _estimate(state, out, decision.model, max_tokens, n)
 
     client_wants_usage = False
     if stream:  # always learn the usage; drop the extra chunk later if the client did not ask
@@ -108,8 +124,9 @@ async def handle_chat(
     out.attempts = len(dispatched.attempts)
     if dispatched.target.name != decision.model:
         out.prompt_tokens = count_chat_tokens(body, state.tokenizers[dispatched.target.name])
+        _estimate(state, out, dispatched.target.name, max_tokens, n)
     if not stream:
-        return _complete(out, dispatched)
+        return _complete(state, out, dispatched)
     relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
     return StreamingResponse(
         _relay(state, out, dispatched, relay),
@@ -118,7 +135,31 @@ async def handle_chat(
     )
 
 
-def _complete(out: Outcome, dispatched: Dispatched) -> Response:
+def _estimate(state: AppState, out: Outcome, model: str, max_tokens: int | None, n: int) -> None:
+    priced = state.catalogue[model]
+    task = out.decision.task if out.decision is not None else None
+    one = estimate_request_micro(
+        priced.price, out.prompt_tokens, max_tokens, task, state.config.costs,
+        max_output_tokens=priced.limits.max_output_tokens,
+    )
+    if n > 1:  # n choices share the prompt; each generates its own completion
+        one += (n - 1) * (one - cost_micro(priced.price, out.prompt_tokens, 0))
+    out.estimate_micro = one
+
+
+def _settle_cost(state: AppState, out: Outcome, usage: Any) -> None:
+    if out.served_by is None:
+        return
+    price = state.catalogue[out.served_by].price
+    if isinstance(usage, dict):
+        out.actual_micro = actual_cost_micro(price, usage)
+    else:
+        prompt = out.prompt_tokens if out.usage_prompt_tokens is None else out.usage_prompt_tokens
+        out.actual_micro = actual_cost_micro(
+            price, {"prompt_tokens": prompt, "completion_tokens": out.completion_tokens})
+
+
+def _complete(state: AppState, out: Outcome, dispatched: Dispatched) -> Response:
     raw = dispatched.response.body
     try:
         data = orjson.loads(raw)
@@ -126,9 +167,11 @@ def _complete(out: Outcome, dispatched: Dispatched) -> Response:
         raise UpstreamError(
             f"{dispatched.target.name} returned a body that is not JSON", upstream_status=200
         ) from None
-    tokens = _usage_tokens(data.get("usage") if isinstance(data, dict) else None)
+    usage = data.get("usage") if isinstance(data, dict) else None
+    tokens = _usage_tokens(usage)
     if tokens is not None:
         out.usage_prompt_tokens, out.completion_tokens = tokens
+    _settle_cost(state, out, usage)
     return Response(raw, media_type=JSON, headers=out.headers())
 
 
@@ -167,6 +210,7 @@ def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay) -> None:
         tokenizer = state.tokenizers[out.served_by]
         out.completion_tokens = sum(count_text_tokens(t, tokenizer) for t in relay.generated_text())
         out.extra["usage_source"] = "counted"
+    _settle_cost(state, out, relay.usage)
     log_outcome(out)
 
 
@@ -177,10 +221,11 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     decision = decide_static(state.config, requested, out.caller, mode="embedding")
     out.decision = decision
     out.prompt_tokens = count_embedding_input(body.get("input"), state.tokenizers[decision.model])
+    out.estimate_micro = cost_micro(state.catalogue[decision.model].price, out.prompt_tokens, 0)
     dispatched = await state.dispatcher.call(decision.chain, "embeddings", body, False)
     out.served_by = dispatched.target.name
     out.attempts = len(dispatched.attempts)
-    return _complete(out, dispatched)
+    return _complete(state, out, dispatched)
 
 
 def log_outcome(out: Outcome, exc: GatewayError | None = None) -> None:

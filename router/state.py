@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from router.auth import KeyRing
 from router.config import Config, resolve_key_hashes
+from router.costs.pricing import PricedModel, resolve_catalogue
 from router.tokens import configure_offline, text_counter, tokenizer_for
 from router.upstream.base import Target, Transport, build_target
 from router.upstream.dispatch import Dispatcher
@@ -21,6 +22,7 @@ from router.upstream.dispatch import Dispatcher
 @dataclass
 class AppState:
     config: Config
+    catalogue: dict[str, PricedModel]
     keys: KeyRing
     targets: dict[str, Target]
     tokenizers: dict[str, str]
@@ -41,6 +43,7 @@ def build_state(
     transports: dict[str, Transport] | None = None,
 ) -> AppState:
     configure_offline()
+    catalogue = resolve_catalogue(config)
     env_map = dict(os.environ if env is None else env)
     if transports is None:
         from router.upstream.litellm_path import LiteLLMTransport
@@ -61,6 +64,7 @@ def build_state(
     keys = KeyRing(resolve_key_hashes(config, env_map), require_key=config.auth.require_key)
     return AppState(
         config=config,
+        catalogue=catalogue,
         keys=keys,
         targets=targets,
         tokenizers=tokenizers,

@@ -100,7 +100,7 @@ def start_fake_upstream(tmp: Path) -> Proc:
 def start_gateway(config_path: Path, tmp: Path, env: dict[str, str] | None = None,
                   extra_args: list[str] | None = None) -> Proc:
     port = free_port()
-    args = [sys.executable, "-m", "router.cli", "serve", "--config", str(config_path),
+    args = [sys.executable, "-m", "router", "serve", "--config", str(config_path),
             "--port", str(port), *(extra_args or [])]
     return _spawn(args, port, tmp / f"gateway-{port}.log", env, "/readyz")
 

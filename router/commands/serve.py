@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     path = args.config or str(default_config_path())
     try:
         cfg = load_config(path)
+        from router.costs.pricing import resolve_catalogue
+
+        resolve_catalogue(cfg)  # every model must have a price: fail here, not in a worker
     except ConfigError as exc:
         print(f"router serve: invalid config:\n{exc}", file=sys.stderr)
         return 2

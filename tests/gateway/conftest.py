@@ -55,6 +55,7 @@ models:
   broken:
     provider: openai
     upstream_model: broken-model
+    price: {{input_per_1m: 1.0, output_per_1m: 2.0}}
     api_base: {fake}/v1
     api_key_env: FAKE_UPSTREAM_KEY
     max_retries: 1
@@ -62,6 +63,7 @@ models:
   broken-alone:
     provider: openai
     upstream_model: broken-model
+    price: {{input_per_1m: 1.0, output_per_1m: 2.0}}
     api_base: {fake}/v1
     api_key_env: FAKE_UPSTREAM_KEY
     max_retries: 1

@@ -86,7 +86,7 @@ def test_virtual_model_names_are_reserved() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "router.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "router", *args], capture_output=True,
                           text=True, timeout=60, cwd=REPO)
 
 

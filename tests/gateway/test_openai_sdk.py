@@ -168,3 +168,23 @@ def test_litellm_path_for_other_protocols(client: openai.OpenAI) -> None:
         model="claude-fake", max_tokens=50, stream=True,
         messages=[{"role": "user", "content": "[[fake:tokens=3]]"}]) if c.choices)
     assert text == "This is a"
+
+
+def test_cost_headers(client: openai.OpenAI) -> None:
+    """gpt-4o-mini at litellm's list price: $0.15 / $0.60 per 1M tokens, in exact micro-dollars."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", max_tokens=10, messages=[{"role": "user", "content": "[[fake:tokens=10]]"}])
+    usage = raw.parse().usage
+    assert usage is not None
+    prompt = int(raw.headers["x-router-prompt-tokens"])
+    expected_estimate = -(-(prompt * 150_000 + 10 * 600_000) // 1_000_000)
+    assert raw.headers["x-router-cost-estimate-usd"] == f"0.{expected_estimate:06d}"
+    actual = -(-(usage.prompt_tokens * 150_000 + usage.completion_tokens * 600_000) // 1_000_000)
+    assert raw.headers["x-router-cost-usd"] == f"0.{actual:06d}"
+
+
+def test_models_carry_prices(client: openai.OpenAI) -> None:
+    card = client.models.retrieve("gpt-4o-mini")
+    info = card.model_extra["router"]  # type: ignore[index]
+    assert info["pricing"]["source"] == "litellm"
+    assert info["context_window"] == 128000 and info["available"] is True
