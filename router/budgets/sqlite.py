@@ -177,13 +177,21 @@ class SqliteStore(BudgetStore):
 
     @staticmethod
     def _counters(c: sqlite3.Cursor, counters: Sequence[CounterRef]) -> list[tuple[int, int]]:
-        out = []
-        for ref in counters:
-            r = c.execute(
-                "SELECT spent, reserved FROM counters WHERE budget = ? AND win = ?", ref
-            ).fetchone()
-            out.append((r[0], r[1]) if r else (0, 0))
-        return out
+        """(spent, reserved) of each counter, in one statement (statements, not rows, are
+        what a reserve pays for)."""
+        if not counters:
+            return []
+        values = ",".join("(?,?)" for _ in counters)
+        args = [x for ref in counters for x in ref]
+        found = {
+            (b, w): (s, r)
+            for b, w, s, r in c.execute(
+                "SELECT budget, win, spent, reserved FROM counters "
+                f"WHERE (budget, win) IN (VALUES {values})",
+                args,
+            )
+        }
+        return [found.get(ref, (0, 0)) for ref in counters]
 
     @staticmethod
     def _consume_rate(
