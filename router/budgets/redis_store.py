@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -85,7 +85,15 @@ def decode_row(blob: bytes) -> LedgerRow:
 
 
 class RedisStore(BudgetStore):
-    """Budgets, rate limits and ledger in Redis, shared by every replica (see module doc)."""
+    """Budgets, rate limits and ledger in Redis, shared by every replica (see module doc).
+
+    ``url`` or ``client``: a ready client instead of a URL, e.g. a Sentinel
+    ``master_for(...)`` client or a ``RedisCluster`` (docs/budgets.md). ``prefix``: the hash tag
+    of every key. ``journal_path``: durable journal of spend waiting for Redis (None: memory,
+    lost with the process; give a persistent path in production). ``socket_timeout_s``: how long
+    a call may wait before Redis counts as unreachable. ``retry_interval_s``: how often a down
+    store probes Redis.
+    """
 
     kind = "redis"
 
@@ -93,7 +101,7 @@ class RedisStore(BudgetStore):
         self,
         url: str | None = None,
         *,
-        client: Redis | None = None,
+        client: Redis | RedisCluster | None = None,
         timezone: str = "UTC",
         reservation_ttl_s: float = 1800.0,
         settle_dedup_s: float = 86400.0,
@@ -123,7 +131,7 @@ class RedisStore(BudgetStore):
                 retry=Retry(NoBackoff(), 1),
             )
             client = Redis(connection_pool=pool)
-        self._r = client
+        self._r: Redis | RedisCluster = client
         self.fail_mode = fail_mode
         self.settle_dedup_s = float(settle_dedup_s)
         self.retry_interval_s = retry_interval_s

@@ -1,16 +1,19 @@
 """SQLite budget store: the default, for one machine. One file, WAL mode, one transaction per
 reserve or settle, survives restarts and ``kill -9``.
 
-Why the calls run synchronously on the event loop: a reserve or settle is a handful of indexed
-statements and one WAL commit, measured here at tens of microseconds of CPU in all
-(``bench/budget_store.py``). Handing each one to a thread would cost more than that in the
-hand-off itself (``asyncio.to_thread`` is ~50-100 µs of wake-ups), and would let two
-transactions of the same connection race. With ``synchronous=NORMAL`` a commit writes the WAL
-but does not fsync, so it survives a crash of the process (the OS has the pages) but a power
-loss may lose the last commits; ``?synchronous=full`` fsyncs every commit. Several processes may
-share one file (``BEGIN IMMEDIATE`` serialises them); a transaction waiting for another
-process's lock blocks its loop meanwhile, so one gateway process per file is the intended
-deployment. Reports, which may scan many rows, run on their own connection in a thread.
+Why the calls run synchronously on the event loop (measured with ``bench/budget_store.py`` on a
+loaded 2-core machine): a reserve with four budgets and a rate limit is ~100-125 µs of CPU, a
+settle ~100 µs, of which one WAL commit is ~14 µs and each indexed statement ~4 µs. Handing a
+call to a thread (``asyncio.to_thread``) costs ~75-100 µs of CPU by itself, mostly on the loop
+(wake-ups, futures), so it would nearly double the cost for little gain, and would let two
+transactions of the one connection race. With ``synchronous=NORMAL`` a commit writes the WAL
+without fsync: the wait is CPU, not I/O, and the commit survives a crash of the process (the OS
+has the pages), though a power loss may lose the last commits. ``?synchronous=full`` fsyncs
+every commit, and that wait (0.2-3 ms here) then blocks the loop: choose it only on a disk with
+fast fsync. Several processes may share one file (``BEGIN IMMEDIATE`` serialises them); a
+transaction waiting for another process's lock blocks its loop meanwhile, so one gateway process
+per file is the intended deployment. Reports, which may scan many rows, run on their own
+connection in a thread.
 """
 
 from __future__ import annotations
