@@ -10,11 +10,29 @@ script when Redis is back. The script marks each request id done, so an entry re
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.budgets.rules import gcra
+import orjson
+
+from router.budgets.errors import RateLimited
+from router.budgets.rules import choose_amount, gcra
+from router.budgets.spec import BudgetSpec, BudgetStatus, CounterRef, LedgerRow, Reservation, Window
+
+
+def encode_row(row: LedgerRow) -> bytes:
+    """A ledger row as a JSON array in field order: ~40% of the bytes of a JSON object, and
+    the stream holds one per request."""
+    return orjson.dumps(
+        [row.request_id, row.model, row.key_alias, row.user, row.team, row.task,
+         row.prompt_tokens, row.completion_tokens, row.estimated_micro, row.actual_micro,
+         row.reference_micro, row.status, row.time]
+    )  # fmt: skip
+
+
+def decode_row(blob: bytes) -> LedgerRow:
+    return LedgerRow(*orjson.loads(blob))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +92,11 @@ class Journal:
             for r in rows
         ]  # fmt: skip
 
-    def delete(self, entry_id: int) -> None:
-        self._count -= self._db.execute("DELETE FROM journal WHERE id = ?", (entry_id,)).rowcount
+    def delete(self, entry_id: int) -> bool:
+        """Forget a replayed entry; False if it was already gone."""
+        n = self._db.execute("DELETE FROM journal WHERE id = ?", (entry_id,)).rowcount
+        self._count -= n
+        return n == 1
 
     def __len__(self) -> int:
         """Entries waiting (kept in memory: this is read on every call)."""
@@ -160,3 +181,39 @@ class LocalView:
         if fail is None:
             self.rates.update(new)
         return fail
+
+    def reserve(
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetSpec],
+        windows: Sequence[Window],
+        refs: tuple[CounterRef, ...],
+        ckeys: Sequence[str],
+        rate_items: Sequence[tuple[str, int, int]],
+        amount_micro: int,
+        fallback_micro: int | None,
+        now: float,
+        ttl_s: float,
+        rate_error: Callable[[int, float], RateLimited],
+    ) -> Reservation:
+        """``fail_mode: open`` during an outage: the stores' rules on this replica's view."""
+        self.expire(now)
+        used = [self.used(k) for k in ckeys]
+        hold = self.holds.get(request_id)
+        if hold is not None:  # a retried reserve
+            amount, exp = hold.amount, hold.expires_at
+        else:
+            fail = self.rate(rate_items, now)
+            if fail is not None:
+                raise rate_error(*fail)
+            amount = choose_amount(
+                budgets, windows, used, amount_micro, fallback_micro, degraded=True
+            )
+            exp = now + ttl_s
+            self.hold(request_id, ckeys, amount, exp)
+            used = [u + amount for u in used]
+        status = tuple(
+            BudgetStatus(b, w.id, u, 0, w.reset_at)
+            for b, w, u in zip(budgets, windows, used, strict=True)
+        )
+        return Reservation(request_id, amount, now, exp, refs, status, local=True)

@@ -20,12 +20,12 @@ answers again; the settle script is idempotent per request id, so nothing is cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import orjson
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -35,8 +35,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.budgets import lua
 from router.budgets.errors import BudgetExceeded, RateLimited, StoreUnavailable
-from router.budgets.journal import Journal, JournalEntry, LocalView
-from router.budgets.rules import first_over, matches
+from router.budgets.journal import Journal, JournalEntry, LocalView, decode_row, encode_row
+from router.budgets.rules import matches
 from router.budgets.spec import (
     BudgetSpec,
     BudgetStatus,
@@ -68,20 +68,6 @@ _RateItem = tuple[str, int, int, RateLimitSpec, str]  # key, per_minute, cost, s
 
 def _int(v: Any) -> int:
     return int(v)
-
-
-def encode_row(row: LedgerRow) -> bytes:
-    """A ledger row as a JSON array in field order: ~40% of the bytes of a JSON object, and
-    the stream holds one per request."""
-    return orjson.dumps(
-        [row.request_id, row.model, row.key_alias, row.user, row.team, row.task,
-         row.prompt_tokens, row.completion_tokens, row.estimated_micro, row.actual_micro,
-         row.reference_micro, row.status, row.time]
-    )  # fmt: skip
-
-
-def decode_row(blob: bytes) -> LedgerRow:
-    return LedgerRow(*orjson.loads(blob))
 
 
 class RedisStore(BudgetStore):
@@ -123,7 +109,8 @@ class RedisStore(BudgetStore):
             pool = BlockingConnectionPool.from_url(
                 url,
                 max_connections=max_connections,
-                timeout=socket_timeout_s,
+                # waiting for a free connection is load, not an outage: wait longer for it
+                timeout=max(5.0, socket_timeout_s),
                 socket_timeout=socket_timeout_s,
                 socket_connect_timeout=socket_timeout_s,
                 # One immediate retry: a pooled connection may have died with a restart. Every
@@ -152,6 +139,7 @@ class RedisStore(BudgetStore):
         self._down = False
         self._down_reason = ""
         self._recovery: asyncio.Task[None] | None = None
+        self._replaying = asyncio.Lock()
         self._closed = False
 
     # -- keys and availability -------------------------------------------------------------------
@@ -187,7 +175,8 @@ class RedisStore(BudgetStore):
     def available(self) -> bool:
         """False from a failed call until Redis answers and the journal is replayed."""
         if not self._down and len(self.journal) and self._recovery is None:
-            self._start_recovery(delay=False)
+            with contextlib.suppress(RuntimeError):  # no running loop: replay on the next call
+                self._start_recovery(delay=False)
         return not self._down
 
     def _mark_down(self, exc: BaseException) -> None:
@@ -228,16 +217,16 @@ class RedisStore(BudgetStore):
         """Replay the journal into Redis (oldest first); returns how many entries were applied.
         Raises the connection error if Redis is still unreachable."""
         done = 0
-        while True:
-            entries = self.journal.head(100)
-            if not entries:
-                return done
-            for e in entries:
-                await self._finish_call(e)
-                self.journal.delete(e.id)
-                if e.op == "settle":
-                    self.local.add_pending(e.counters, -e.actual_micro)
-                done += 1
+        async with self._replaying:
+            while True:
+                entries = self.journal.head(100)
+                if not entries:
+                    return done
+                for e in entries:
+                    await self._finish_call(e)
+                    if self.journal.delete(e.id) and e.op == "settle":
+                        self.local.add_pending(e.counters, -e.actual_micro)
+                    done += 1
 
     async def _finish_call(self, e: JournalEntry) -> bool:
         """Run the settle/release script for ``e``; False if the request was already done."""
@@ -288,9 +277,11 @@ class RedisStore(BudgetStore):
                 return self._reserved(res, request_id, budgets, windows, refs, ckeys, items)
         if self.fail_mode == "closed":
             raise self._unavailable()
-        return self._reserve_locally(
-            request_id, budgets, windows, refs, ckeys, items, amount_micro, fallback_micro, now
-        )
+        return self.local.reserve(
+            request_id, budgets, windows, refs, ckeys, [it[:3] for it in items], amount_micro,
+            fallback_micro, now, self.reservation_ttl_s,
+            lambda j, wait: self._rate_error(items[j], wait),
+        )  # fmt: skip
 
     def _reserved(
         self,
@@ -333,55 +324,6 @@ class RedisStore(BudgetStore):
             self.local.seen(ckeys[i], spent + held)
             status.append(BudgetStatus(b, w.id, spent, held, w.reset_at))
         return Reservation(request_id, amount, t0, exp, refs, tuple(status))
-
-    def _reserve_locally(
-        self,
-        request_id: str,
-        budgets: Sequence[BudgetSpec],
-        windows: Sequence[Window],
-        refs: tuple[CounterRef, ...],
-        ckeys: Sequence[str],
-        items: Sequence[_RateItem],
-        amount_micro: int,
-        fallback_micro: int | None,
-        now: float,
-    ) -> Reservation:
-        """``fail_mode: open`` during an outage: the same rules on this replica's view."""
-        self.local.expire(now)
-        used = [self.local.used(k) for k in ckeys]
-        hold = self.local.holds.get(request_id)
-        if hold is not None:
-            amount, exp = hold.amount, hold.expires_at
-        else:
-            fail = self.local.rate([(it[0], it[1], it[2]) for it in items], now)
-            if fail is not None:
-                raise self._rate_error(items[fail[0]], fail[1])
-            amount = amount_micro
-            bad = first_over(budgets, used, amount)
-            if bad is not None and fallback_micro is not None and fallback_micro < amount:
-                amount = fallback_micro
-                bad = first_over(budgets, used, amount)
-            if bad is not None:
-                b, w = budgets[bad], windows[bad]
-                raise BudgetExceeded(
-                    scope=b.scope.value,
-                    scope_id=b.scope_id,
-                    period=b.period.value,
-                    window=w.id,
-                    limit_micro=b.limit_micro,
-                    spent_micro=used[bad],
-                    requested_micro=amount,
-                    reset_at=w.reset_at,
-                    degraded=True,
-                )
-            exp = now + self.reservation_ttl_s
-            self.local.hold(request_id, ckeys, amount, exp)
-            used = [u + amount for u in used]
-        status = tuple(
-            BudgetStatus(b, w.id, u, 0, w.reset_at)
-            for b, w, u in zip(budgets, windows, used, strict=True)
-        )
-        return Reservation(request_id, amount, now, exp, refs, status, local=True)
 
     # -- settle and release ----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from router.budgets.spec import GROUP_FIELDS, BudgetSpec, LedgerRow, SpendRow
+from router.budgets.errors import BudgetExceeded
+from router.budgets.spec import GROUP_FIELDS, BudgetSpec, LedgerRow, SpendRow, Window
 
 #: Rate limits are per minute.
 RATE_PERIOD_S = 60.0
@@ -25,6 +26,38 @@ def first_over(budgets: Sequence[BudgetSpec], used: Sequence[int], amount_micro:
         if over_limit(b, used[i], amount_micro):
             return i
     return None
+
+
+def choose_amount(
+    budgets: Sequence[BudgetSpec],
+    windows: Sequence[Window],
+    used: Sequence[int],
+    amount_micro: int,
+    fallback_micro: int | None,
+    *,
+    degraded: bool = False,
+) -> int:
+    """The amount to hold: ``amount_micro`` if it fits in every budget, else ``fallback_micro``
+    if that fits; otherwise raise :class:`BudgetExceeded` for the first budget it passes."""
+    amount = amount_micro
+    bad = first_over(budgets, used, amount)
+    if bad is not None and fallback_micro is not None and fallback_micro < amount:
+        amount = fallback_micro
+        bad = first_over(budgets, used, amount)
+    if bad is None:
+        return amount
+    b, w = budgets[bad], windows[bad]
+    raise BudgetExceeded(
+        scope=b.scope.value,
+        scope_id=b.scope_id,
+        period=b.period.value,
+        window=w.id,
+        limit_micro=b.limit_micro,
+        spent_micro=used[bad],
+        requested_micro=amount,
+        reset_at=w.reset_at,
+        degraded=degraded,
+    )
 
 
 def gcra(tat: float | None, now: float, cost: float, per_minute: int) -> tuple[bool, float, float]:

@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from router.budgets.errors import BudgetExceeded, RateLimited
-from router.budgets.rules import check_fields, first_over, gcra
+from router.budgets.errors import RateLimited
+from router.budgets.rules import check_fields, choose_amount, gcra
 from router.budgets.spec import (
     GROUP_FIELDS,
     BudgetSpec,
@@ -262,23 +262,7 @@ class SqliteStore(BudgetStore):
                 added = 0
             else:
                 used = [s + r for s, r in vals]
-                amount = amount_micro
-                bad = first_over(budgets, used, amount)
-                if bad is not None and fallback_micro is not None and fallback_micro < amount:
-                    amount = fallback_micro
-                    bad = first_over(budgets, used, amount)
-                if bad is not None:
-                    b, w = budgets[bad], windows[bad]
-                    raise BudgetExceeded(
-                        scope=b.scope.value,
-                        scope_id=b.scope_id,
-                        period=b.period.value,
-                        window=w.id,
-                        limit_micro=b.limit_micro,
-                        spent_micro=used[bad],
-                        requested_micro=amount,
-                        reset_at=w.reset_at,
-                    )
+                amount = choose_amount(budgets, windows, used, amount_micro, fallback_micro)
                 t0, exp, added = now, now + self.reservation_ttl_s, amount
                 c.executemany(_ADD_RESERVED, [(b, w, amount) for b, w in counters])
                 c.execute(

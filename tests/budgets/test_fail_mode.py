@@ -24,7 +24,8 @@ from router.budgets import (
     Scope,
     StoreUnavailable,
 )
-from router.budgets.redis_store import RedisStore, encode_row
+from router.budgets.journal import encode_row
+from router.budgets.redis_store import RedisStore
 from tests.budgets.conftest import RedisServer
 
 T0 = 1_736_942_400.0  # 2025-01-15 12:00 UTC
