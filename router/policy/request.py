@@ -1,0 +1,144 @@
+"""From a chat-completions body to :class:`RouteFacts`: the glue around the pure engine.
+
+Used by ``POST /v1/route``, ``router route`` and (for the parts it needs) the pipeline. It counts
+the prompt tokens once (see :func:`count_tokens` for which tokenizer), classifies the messages
+(the classifier is passed in, so the engine never calls it), and reads ``model``,
+``max_tokens``/``max_completion_tokens``, ``n`` and ``stream`` with the gateway's own checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from router.errors import InvalidRequest
+from router.policy.compile import Policy
+from router.policy.engine import BudgetState, RouteDecision, RouteFacts, TaskGuess, evaluate
+from router.policy.explain import explain_json
+from router.policy.schema import TASKS
+from router.validate import check_chat
+
+if TYPE_CHECKING:
+    from router.auth import Caller
+
+Classify = Callable[[Any], TaskGuess]
+
+TASK_HEADER = "x-router-task"
+
+
+def parse_task_header(value: str | None) -> str | None:
+    """The ``x-router-task`` header: ``reasoning``, ``expression``, or absent/empty."""
+    if value is None or not value.strip():
+        return None
+    task = value.strip().lower()
+    if task not in TASKS:
+        raise InvalidRequest(
+            f"Header '{TASK_HEADER}' must be one of {', '.join(TASKS)}; got {value!r}.",
+            param=TASK_HEADER,
+        )
+    return task
+
+
+def counting_model(policy: Policy, requested: str) -> str | None:
+    """Whose tokenizer counts the prompt before the choice: the model asked for (after
+    rewrites) if it is a catalogue model, else the reference model, else the first chat model.
+
+    One count serves every candidate (an approximation across tokenizer families, typically a
+    few percent); the pipeline recounts exactly with the chosen model's tokenizer."""
+    target = policy.rewrites.get(requested, requested)
+    if target in policy.by_name:
+        return target
+    if policy.reference_model in policy.by_name:
+        return policy.reference_model
+    return policy.rows[0].name if policy.rows else None
+
+
+def count_tokens(body: Mapping[str, Any], policy: Policy,
+                 tokenizers: Mapping[str, str] | None = None) -> int:
+    """Prompt tokens of ``body`` with the tokenizer of :func:`counting_model`.
+
+    ``tokenizers`` maps model name -> tokenizer (``AppState.tokenizers``); without it the
+    tokenizer is derived from the catalogue entry.
+    """
+    from router.tokens import count_chat_tokens, tokenizer_for
+
+    model = counting_model(policy, str(body.get("model", "")))
+    if model is None:
+        return 0
+    if tokenizers is not None and model in tokenizers:
+        tokenizer = tokenizers[model]
+    else:
+        tokenizer = tokenizer_for(policy.catalogue[model].config)
+    return count_chat_tokens(body, tokenizer)
+
+
+def facts_from_body(
+    body: dict[str, Any],
+    prompt_tokens: int,
+    *,
+    classification: TaskGuess | None = None,
+    caller: Caller | None = None,
+    task_header: str | None = None,
+) -> RouteFacts:
+    """Facts of a chat-completions body (raises :class:`InvalidRequest` like the pipeline)."""
+    model, stream, max_tokens, n = check_chat(body)
+    return RouteFacts(
+        model=model,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        n=n,
+        classification=classification,
+        task_override=parse_task_header(task_header),
+        caller=caller,
+        stream=stream,
+    )
+
+
+def default_classifier() -> Classify | None:
+    """The shipped classifier, or None when it cannot be loaded (no weights yet)."""
+    try:
+        from router.classify.model import DEFAULT
+
+        DEFAULT.load()
+    except Exception:  # missing weights, numpy, ...: routing works without it
+        return None
+    return DEFAULT.classify
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A decision with what produced it, ready for :func:`explain_json`."""
+
+    decision: RouteDecision
+    classification: TaskGuess | None
+    signals: Sequence[str]
+
+    def json(self, policy: Policy | None = None) -> dict[str, Any]:
+        return explain_json(self.decision, policy, signals=self.signals)
+
+
+def route_body(
+    body: dict[str, Any],
+    policy: Policy,
+    *,
+    classify: Classify | None = None,
+    tokenizers: Mapping[str, str] | None = None,
+    caller: Caller | None = None,
+    task_header: str | None = None,
+    budget: BudgetState | None = None,
+) -> Explained:
+    """Count, classify and decide for a chat body, without calling any model.
+
+    This is ``POST /v1/route``: ``route_body(body, policy, ...).json(policy)``. A request that
+    could not be served is still explained (``decision.error`` is set, ``model`` is empty).
+    """
+    check_chat(body)
+    tokens = count_tokens(body, policy, tokenizers)
+    cls = classify(body.get("messages")) if classify is not None else None
+    facts = facts_from_body(body, tokens, classification=cls, caller=caller,
+                            task_header=task_header)
+    signals: Sequence[str] = tuple(getattr(cls, "signals", ()) or ())
+    if cls is None:
+        signals = ("classifier unavailable",)
+    return Explained(evaluate(facts, policy, budget=budget), cls, signals)
