@@ -30,7 +30,7 @@ from router.policy.schema import (
     RouteSpec,
     Task,
 )
-from router.policy.sources import Sources, parse_sources, read_sources
+from router.policy.sources import MergedDocument, Sources, parse_sources, read_sources
 from router.yamlfile import Document, DocumentError, Loc, parse_text, validate
 
 if TYPE_CHECKING:
@@ -159,17 +159,29 @@ def _rule_blocks(rule: AccessRule | None, model: str) -> bool:
     return (rule.allow is not None and model not in rule.allow) or model in rule.deny
 
 
+def key_models(policy: Policy, caller: Caller | None) -> frozenset[str] | None:
+    """The catalogue models a key's ``models`` list (config.yaml) limits routes to, or None.
+
+    A list naming only routes (``[auto]``) lets the key use those routes over every model but
+    name no model directly; a list naming models limits both."""
+    if caller is None or caller.models is None:
+        return None
+    concrete = caller.models & policy.by_name.keys()
+    return frozenset(concrete) if concrete or not (caller.models & policy.routes.keys()) else None
+
+
 def _blocked(policy: Policy, caller: Caller | None) -> dict[str, str]:
     access = policy.spec.access
     out: dict[str, str] = {}
     team = access.teams.get(caller.team) if caller else None
     user = access.users.get(caller.user) if caller else None
     key = access.keys.get(caller.alias) if caller else None
+    limited = key_models(policy, caller)
     for row in policy.rows:
         name = row.name
         if row.blocked is not None:
             out[name] = row.blocked
-        elif caller is not None and not caller.may_use(name):
+        elif caller is not None and limited is not None and name not in limited:
             out[name] = f"key {caller.alias!r} may not use it (auth.keys[].models in config)"
         elif caller is not None and _rule_blocks(team, name):
             out[name] = f"team {caller.team!r} may not use it (access.teams.{caller.team})"
@@ -388,6 +400,12 @@ def _best(pool: list[ModelRow], task: str) -> str:
     return f"the most capable allowed is {top.name!r} with {top.caps[task]}"
 
 
+def _file_of(doc: Document, loc: Loc) -> str:
+    if isinstance(doc, MergedDocument) and loc:
+        return doc.origins.get(str(loc[0]), doc.path)
+    return doc.path
+
+
 def build_policy(
     doc: Document,
     config: Config,
@@ -409,7 +427,9 @@ def build_policy(
     checker = _Checker(doc, spec, config, catalogue)
     checker.run(routes, rows)
     if checker.problems:
-        raise PolicyError(list(checker.problems.values()))
+        order = sorted(checker.problems,
+                       key=lambda loc: (_file_of(doc, loc), doc.line_of(loc) or 0))
+        raise PolicyError([checker.problems[loc] for loc in order])
     if not digest:
         import hashlib
 

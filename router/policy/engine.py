@@ -217,6 +217,14 @@ def evaluate(
     route = policy.routes.get(target)
     if route is None:
         return _concrete(facts, policy, cat, target, notes, step, scope, used)
+    caller = facts.caller
+    if caller is not None and caller.models is not None and caller.models & policy.routes.keys() \
+            and not caller.may_use(facts.model) and not caller.may_use(target):
+        message = f"Key '{caller.alias}' may not use '{facts.model}'."
+        c = _Ctx(facts, policy, target, notes, step, scope, used, _task(facts, route, policy))
+        return _result(c, model="", chain=(), reason=message, route=target, bars={},
+                       table=tuple, cost=None, ref_cost=None,
+                       error=RouteError("permission", message))
     return _routed(facts, policy, cat, route, target, notes, step, scope, used)
 
 
@@ -535,6 +543,9 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
                     f"The model '{facts.model}' does not exist or you do not have access to it.")
     blocked = policy.blocked_for(facts.caller)
     why = blocked.get(target)
+    caller = facts.caller
+    if why is None and caller is not None and not caller.may_use(target):
+        why = f"key {caller.alias!r} may not use it (auth.keys[].models in config)"
     if why is not None:
         return fail("permission", f"'{target}' is not allowed here: {why}.")
     window = rows[target].context_window
@@ -552,7 +563,8 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
     for fb in rows[target].fallbacks:
         fr = rows.get(fb)
         fits = fr is not None and (fr.context_window is None or need <= fr.context_window)
-        if fits and fb not in blocked and fb not in chain:
+        allowed = fb not in blocked and (caller is None or caller.may_use(fb))
+        if fits and allowed and fb not in chain:
             chain.append(fb)
 
     def table() -> tuple[Candidate, ...]:

@@ -322,3 +322,16 @@ def _timed(fn: object, clock: object, n: int = 500) -> float:
     for _ in range(n):
         fn()  # type: ignore[operator]
     return (clock() - t0) / n  # type: ignore[operator]
+
+
+def test_a_key_listing_routes(policy: Policy) -> None:
+    """``models: [auto]``: auto over every model, no model by name, no other route."""
+    only_auto = Caller("svc", "u", "t", frozenset({"auto"}))
+    assert decide(facts(classification=REAS, caller=only_auto), policy).model == "mid"
+    with pytest.raises(PermissionDenied):
+        decide(facts("mid", caller=only_auto), policy)
+    with pytest.raises(PermissionDenied):
+        decide(facts("auto:reasoning", caller=only_auto), policy)
+    both = Caller("svc", "u", "t", frozenset({"auto", "small"}))
+    d = decide(facts(classification=REAS, caller=both), policy)
+    assert d.model == "small" and d.chain == ("small",)  # relaxed: small is all it may use
