@@ -44,6 +44,8 @@ class JournalEntry:
     actual_micro: int
     row_ms: int
     row: bytes  # JSON ledger row, b"" for none
+    leases: tuple[str, ...] = ()  # lease keys of a leased reservation
+    consumed: int = 0  # µ$ each of those leases gives up to the spend
 
 
 class Journal:
@@ -58,7 +60,8 @@ class Journal:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, "
             "op TEXT NOT NULL, request_id TEXT NOT NULL, counters TEXT NOT NULL, "
-            "actual INTEGER NOT NULL, row_ms INTEGER NOT NULL, row BLOB NOT NULL)"
+            "actual INTEGER NOT NULL, row_ms INTEGER NOT NULL, row BLOB NOT NULL, "
+            "leases TEXT NOT NULL DEFAULT '', consumed INTEGER NOT NULL DEFAULT 0)"
         )
         (self._count,) = self._db.execute("SELECT COUNT(*) FROM journal").fetchone()
 
@@ -70,25 +73,28 @@ class Journal:
         actual_micro: int,
         row_ms: int,
         row: bytes,
+        leases: Sequence[str] = (),
+        consumed: int = 0,
     ) -> int:
         cur = self._db.execute(
-            "INSERT INTO journal (op, request_id, counters, actual, row_ms, row) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (op, request_id, "\n".join(counters), actual_micro, row_ms, row),
-        )
+            "INSERT INTO journal (op, request_id, counters, actual, row_ms, row, leases, "
+            "consumed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (op, request_id, "\n".join(counters), actual_micro, row_ms, row, "\n".join(leases),
+             consumed),
+        )  # fmt: skip
         assert cur.lastrowid is not None
         self._count += 1
         return cur.lastrowid
 
     def head(self, limit: int = 100) -> list[JournalEntry]:
         rows = self._db.execute(
-            "SELECT id, op, request_id, counters, actual, row_ms, row FROM journal "
-            "ORDER BY id LIMIT ?",
+            "SELECT id, op, request_id, counters, actual, row_ms, row, leases, consumed "
+            "FROM journal ORDER BY id LIMIT ?",
             (limit,),
         ).fetchall()
         return [
             JournalEntry(r[0], r[1], r[2], tuple(c for c in r[3].split("\n") if c), r[4], r[5],
-                         bytes(r[6]))
+                         bytes(r[6]), tuple(x for x in r[7].split("\n") if x), r[8])
             for r in rows
         ]  # fmt: skip
 

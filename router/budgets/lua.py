@@ -161,13 +161,18 @@ return 'ok ' .. fmt(chosen) .. ' ' .. h[1] .. ' ' .. exp .. ' ' .. counts()
 )
 
 #: Settle (op "settle") or release ("release").
-#: KEYS: x, r:<rid>, ledger, counter keys of the reservation (settle only).
-#: ARGV: "actual dedup_ms row_time_ms op", rid, row JSON ('' for none).
-#: Returns "ok <amount that was reserved>" or "dup".
+#: KEYS: x, r:<rid>, ledger, counter keys of the reservation (settle only), then the lease keys
+#:       it was made on (leased reservations only).
+#: ARGV: "actual dedup_ms row_time_ms op n_leases consumed", rid, row JSON ('' for none).
+#: A leased reservation held ``consumed`` (= min(actual, amount)) in each lease: it moves from
+#: the lease (a, and the counter's r) to the counter's s; the rest of the lease stays.
+#: Returns "ok <amount that was reserved in Redis>" or "dup".
 FINISH = (
     PRELUDE
     + r"""
 local h = split(ARGV[1])
+local nl = tonumber(h[5] or '0')
+local last = #KEYS - nl
 local old = redis.call('HMGET', KEYS[2], 'st', 'a', 'k')
 if old[1] == 'done' then return 'dup' end
 local reserved = 0
@@ -180,14 +185,25 @@ if old[1] == 'live' then
   end
   redis.call('ZREM', KEYS[1], ARGV[2])
 end
-if h[4] == 'settle' and h[1] ~= '0' then
-  for i = 4, #KEYS do redis.call('HINCRBY', KEYS[i], 's', h[1]) end
+if h[4] == 'settle' then
+  if h[1] ~= '0' then
+    for i = 4, last do redis.call('HINCRBY', KEYS[i], 's', h[1]) end
+  end
+  if h[6] and h[6] ~= '0' then
+    for i = last + 1, #KEYS do
+      local v = redis.call('HMGET', KEYS[i], 'st', 'k')
+      if v[1] == 'live' then  -- an expired or returned lease no longer holds the money
+        redis.call('HINCRBY', KEYS[i], 'a', '-' .. h[6])
+        redis.call('HINCRBY', v[2], 'r', '-' .. h[6])
+      end
+    end
+  end
 end
 if ARGV[3] ~= '' then
   local ms = tonumber(h[3])
-  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-  if last[1] then
-    local lms = tonumber(string.match(last[1][1], '^(%d+)'))
+  local lastid = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if lastid[1] then
+    local lms = tonumber(string.match(lastid[1][1], '^(%d+)'))
     if lms > ms then ms = lms end
   end
   redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'r', ARGV[3])
@@ -196,6 +212,93 @@ redis.call('DEL', KEYS[2])  -- keep only the state: a tombstone of ~100 bytes
 redis.call('HSET', KEYS[2], 'st', 'done')
 redis.call('PEXPIRE', KEYS[2], h[2])
 return 'ok ' .. fmt(reserved)
+"""
+)
+
+#: Take or top up leases: a replica's slice of budgets, reserved in Redis like a long-lived
+#: reservation of one counter (key P:r:L.<replica>.<n>, in the expiry set, swept like any).
+#: KEYS: x, then (counter key, lease key) per budget.
+#: ARGV: "now ttl_s fraction max_micro n dedup_ms", "limit need" per budget.
+#: Grant per budget: max(need, fraction x free, capped at max_micro), at most free; nothing is
+#: granted unless every budget has ``need`` free. A lease key that exists but is no longer live
+#: is never revived (the replica must start a new lease).
+#: Returns "ok g1 s1 r1 g2 s2 r2 ..." (r after the grant), "over j used" or "gone j".
+LEASE = (
+    PRELUDE
+    + r"""
+local h = split(ARGV[1])
+local now = tonumber(h[1])
+local frac = tonumber(h[3])
+local maxg = tonumber(h[4])
+local n = tonumber(h[5])
+local ln = split(ARGV[2])
+sweep(now, h[6], 1000)
+local g, sv, rv = {}, {}, {}
+for j = 1, n do
+  local st = redis.call('HGET', KEYS[2 * j + 1], 'st')
+  if st and st ~= 'live' then return 'gone ' .. j end
+  local v = redis.call('HMGET', KEYS[2 * j], 's', 'r')
+  sv[j] = tonumber(v[1]) or 0
+  rv[j] = tonumber(v[2]) or 0
+  local free = tonumber(ln[2 * j - 1]) - sv[j] - rv[j]
+  local need = tonumber(ln[2 * j])
+  if free < need then return 'over ' .. j .. ' ' .. fmt(sv[j] + rv[j]) end
+  local x = math.floor(free * frac)
+  if maxg > 0 and x > maxg then x = maxg end
+  if x < need then x = need end
+  if x > free then x = free end
+  g[j] = x
+end
+local exp = ffmt(now + tonumber(h[2]))
+local out = {'ok'}
+for j = 1, n do
+  local ck, lk = KEYS[2 * j], KEYS[2 * j + 1]
+  redis.call('HINCRBY', ck, 'r', fmt(g[j]))
+  redis.call('HINCRBY', lk, 'a', fmt(g[j]))
+  redis.call('HSET', lk, 'st', 'live', 'k', ck, 'e', exp)
+  redis.call('ZADD', KEYS[1], exp, string.sub(lk, #P + 4))
+  out[#out + 1] = fmt(g[j]) .. ' ' .. fmt(sv[j]) .. ' ' .. fmt(rv[j] + g[j])
+end
+return table.concat(out, ' ')
+"""
+)
+
+#: Renew leases and give back what a replica does not need.
+#: KEYS: x, lease keys. ARGV: "now ttl_s", "give drop(0|1)" per lease.
+#: Returns per lease the amount still held, or "gone" (expired: the replica must drop it).
+RENEW = (
+    PRELUDE
+    + r"""
+local h = split(ARGV[1])
+local gd = split(ARGV[2])
+local exp = ffmt(tonumber(h[1]) + tonumber(h[2]))
+local out = {}
+for j = 1, #KEYS - 1 do
+  local lk = KEYS[j + 1]
+  local v = redis.call('HMGET', lk, 'st', 'a', 'k')
+  if v[1] ~= 'live' then
+    out[j] = 'gone'
+  else
+    local a = tonumber(v[2]) or 0
+    local give = tonumber(gd[2 * j - 1])
+    if give > a then give = a end
+    if give > 0 then
+      redis.call('HINCRBY', lk, 'a', fmt(-give))
+      redis.call('HINCRBY', v[3], 'r', fmt(-give))
+    end
+    local id = string.sub(lk, #P + 4)
+    if gd[2 * j] == '1' and a - give <= 0 then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('DEL', lk)
+      out[j] = '0'
+    else
+      redis.call('HSET', lk, 'e', exp)
+      redis.call('ZADD', KEYS[1], exp, id)
+      out[j] = fmt(a - give)
+    end
+  end
+end
+return table.concat(out, ' ')
 """
 )
 

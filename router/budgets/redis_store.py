@@ -36,6 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from router.budgets import lua
 from router.budgets.errors import BudgetExceeded, RateLimited, StoreUnavailable
 from router.budgets.journal import Journal, JournalEntry, LocalView, decode_row, encode_row
+from router.budgets.lease import LeaseManager, Leases
 from router.budgets.rules import matches
 from router.budgets.spec import (
     BudgetSpec,
@@ -97,6 +98,10 @@ class RedisStore(BudgetStore):
         socket_timeout_s: float = 0.5,
         retry_interval_s: float = 1.0,
         max_connections: int = 64,
+        lease_fraction: float = 0.0,
+        lease_max_micro: int = 0,
+        lease_ttl_s: float = 30.0,
+        replica_id: str | None = None,
     ) -> None:
         super().__init__(timezone=timezone, reservation_ttl_s=reservation_ttl_s)
         if fail_mode not in ("closed", "open"):
@@ -131,6 +136,20 @@ class RedisStore(BudgetStore):
         self._status = client.register_script(lua.STATUS)
         self._expire = client.register_script(lua.EXPIRE)
         self._rate = client.register_script(lua.RATE)
+        self.leasing: LeaseManager | None = None
+        if lease_fraction > 0:
+            leases = Leases(self._p, ttl_s=lease_ttl_s, fraction=lease_fraction,
+                            max_micro=lease_max_micro, replica_id=replica_id)  # fmt: skip
+            self.leasing = LeaseManager(
+                leases,
+                expiry_key=self._x,
+                dedup_ms=self._dedup_ms,
+                reservation_ttl_s=self.reservation_ttl_s,
+                lease_script=client.register_script(lua.LEASE),
+                renew_script=client.register_script(lua.RENEW),
+                on_error=self._mark_down,
+                errors=UNAVAILABLE,
+            )
         self.journal = Journal(journal_path)
         self.local = LocalView()
         for e in self.journal.head(limit=1_000_000):  # spend a crashed run left unreplayed
@@ -230,8 +249,8 @@ class RedisStore(BudgetStore):
 
     async def _finish_call(self, e: JournalEntry) -> bool:
         """Run the settle/release script for ``e``; False if the request was already done."""
-        keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters]
-        head = f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op}"
+        keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters, *e.leases]
+        head = f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op} {len(e.leases)} {e.consumed}"
         res: bytes = await self._finish(keys=keys, args=(head, e.request_id, e.row))
         return res != b"dup"
 
@@ -260,6 +279,18 @@ class RedisStore(BudgetStore):
         refs = tuple((b.key, w.id) for b, w in zip(budgets, windows, strict=True))
         ckeys = [self._ckey(r) for r in refs]
         items = self._rate_items(rate_limits, tokens)
+        zero_blocked = amount_micro == 0 and any(b.block_zero_cost for b in budgets)
+        if self.leasing is not None and budgets and not items and not zero_blocked:
+            try:
+                leased = await self.leasing.reserve(
+                    request_id, budgets, windows, refs, ckeys, amount_micro, fallback_micro, now,
+                    can_grant=self.available,
+                )  # fmt: skip
+            except UNAVAILABLE as e:
+                self._mark_down(e)
+            else:
+                if leased is not None:
+                    return leased
         if self.available:
             fb = -1 if fallback_micro is None else fallback_micro
             head = (
@@ -336,7 +367,14 @@ class RedisStore(BudgetStore):
         ckeys = [self._ckey(r) for r in reservation.counters] if op == "settle" else []
         row_ms = math.floor(reservation.time * 1000)
         self.local.unhold(rid)
-        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob)
+        leases: tuple[str, ...] = ()
+        consumed = 0
+        if reservation.leases and self.leasing is not None:
+            consumed = min(actual, reservation.amount_micro) if op == "settle" else 0
+            self.leasing.finish(rid, reservation.leases, consumed)
+            if consumed:
+                leases = reservation.leases
+        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob, leases, consumed)
         if self.available:
             try:
                 applied = await self._finish_call(entry)
@@ -344,7 +382,7 @@ class RedisStore(BudgetStore):
                 self._mark_down(e)
             else:
                 return applied, False
-        self.journal.append(op, rid, ckeys, actual, row_ms, blob)
+        self.journal.append(op, rid, ckeys, actual, row_ms, blob, leases, consumed)
         if op == "settle":
             self.local.add_pending(ckeys, actual)
         return True, True
@@ -381,8 +419,10 @@ class RedisStore(BudgetStore):
                     f"ledger row is for {row.request_id!r}, not {reservation.request_id!r}"
                 )
             row = row.stamped(reservation.time, 0)
-        elif reservation.local:  # nothing in Redis to free, nothing to record
+        elif reservation.local or reservation.leases:  # nothing in Redis to free or record
             self.local.unhold(reservation.request_id)
+            if reservation.leases and self.leasing is not None:
+                self.leasing.finish(reservation.request_id, reservation.leases, 0)
             return True
         applied, _ = await self._finish_or_journal("release", reservation, 0, row)
         return applied
@@ -445,6 +485,8 @@ class RedisStore(BudgetStore):
     async def expire_reservations(self, now: float | None = None) -> int:
         now = _now(now)
         freed = self.local.expire(now)
+        if self.leasing is not None:
+            freed += self.leasing.expire(now)
         if not self.available:
             return freed
         try:
@@ -490,6 +532,8 @@ class RedisStore(BudgetStore):
         if self._closed:
             return
         self._closed = True
+        if self.leasing is not None:
+            await self.leasing.close()
         task, self._recovery = self._recovery, None
         if task is not None:
             task.cancel()

@@ -209,7 +209,8 @@ class Reservation:
     ``counters`` are the budget windows it was made in: settling adds the actual cost there even
     if the request ends after a window reset. ``status`` is each budget's window right after the
     reservation (same order as the budgets given). ``local`` marks a reservation made from the
-    replica's own view during a Redis outage (``fail_mode: open``).
+    replica's own view during a Redis outage (``fail_mode: open``). ``leases``: the Redis lease
+    records it was reserved against in memory (leasing on), one per counter.
     """
 
     request_id: str
@@ -219,6 +220,7 @@ class Reservation:
     counters: tuple[CounterRef, ...]
     status: tuple[BudgetStatus, ...] = ()
     local: bool = False
+    leases: tuple[str, ...] = ()
 
     @property
     def soft_exceeded(self) -> bool:

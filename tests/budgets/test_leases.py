@@ -1,0 +1,205 @@
+"""Leasing (RedisStore(lease_fraction=...)): reservations from a replica's slice of a budget,
+in memory. The limit must hold exactly as without leases; a crash must not leave money leased
+for longer than the lease TTL; a completed request must be as durable as without leases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import redis
+
+from router.budgets import BudgetExceeded, BudgetSpec, LedgerRow, Period, Scope
+from router.budgets.redis_store import RedisStore
+from tests.budgets.conftest import RedisServer
+from tests.budgets.test_processes import spawn
+
+T0 = 1_736_942_400.0
+_n = iter(range(10**6))
+
+
+def store(srv: RedisServer, prefix: str, **kw: object) -> RedisStore:
+    opts: dict[str, object] = {"lease_fraction": 0.5, "lease_ttl_s": 30.0}
+    opts.update(kw)
+    return RedisStore(srv.url, prefix=prefix, **opts)  # type: ignore[arg-type]
+
+
+def evalsha_calls(srv: RedisServer) -> int:
+    c = redis.Redis.from_url(srv.url)
+    try:
+        return int(c.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    finally:
+        c.close()
+
+
+def team(limit: int) -> BudgetSpec:
+    return BudgetSpec(Scope.TEAM, "search", Period.MONTHLY, limit)
+
+
+async def test_leased_reservations_need_no_redis_call(redis_server: RedisServer) -> None:
+    p = f"lease{next(_n)}"
+    s = store(redis_server, p, lease_fraction=0.1)
+    b = [team(10**9), BudgetSpec(Scope.KEY, "app", Period.DAILY, 10**8)]
+    try:
+        w = await s.reserve("warm", b, 1000, T0)  # loads the scripts, takes the leases
+        await s.settle(w, 600, LedgerRow("warm", "m", team="search"))
+        before = evalsha_calls(redis_server)
+        for i in range(100):
+            r = await s.reserve(f"r{i}", b, 1000, T0 + i * 0.1)
+            assert r.leases
+            await s.settle(r, 600, LedgerRow(f"r{i}", "m", team="search"))
+        calls = evalsha_calls(redis_server) - before
+        assert calls == 100  # the settles: every reservation came from the leases
+        st = await s.budget_status(b, T0 + 10)
+        assert [x.spent_micro for x in st] == [60_600, 60_600]
+        assert all(x.reserved_micro > 0 for x in st)  # the leases
+        assert sum(r.actual_micro for r in await s.ledger_rows(0, 4e9)) == 60_600
+    finally:
+        await s.close()  # gives the leases back
+    s2 = store(redis_server, p)
+    try:
+        st = await s2.budget_status(b, T0 + 10)
+        assert [(x.spent_micro, x.reserved_micro) for x in st] == [(60_600, 0), (60_600, 0)]
+    finally:
+        await s2.close()
+
+
+async def test_200_concurrent_with_leases_against_budget_of_50(redis_server: RedisServer) -> None:
+    s = store(redis_server, f"lease{next(_n)}")
+    limit = 50 * 1000
+    try:
+
+        async def one(i: int) -> bool:
+            try:
+                r = await s.reserve(f"c{i}", [team(limit)], 1000, T0)
+            except BudgetExceeded:
+                return False
+            await asyncio.sleep(0.001)
+            await s.settle(r, 1000, LedgerRow(f"c{i}", "m"))
+            return True
+
+        ok = await asyncio.gather(*(one(i) for i in range(200)))
+        assert sum(ok) == 50
+        (st,) = await s.budget_status([team(limit)], T0)
+        assert (st.spent_micro, st.reserved_micro) == (limit, 0)
+    finally:
+        await s.close()
+
+
+async def test_two_replicas_near_the_limit(redis_server: RedisServer) -> None:
+    """Grants shrink to the need near the limit; money leased but idle in one replica can
+    refuse another (never the reverse: the limit is never passed) until it is given back."""
+    p = f"lease{next(_n)}"
+    a, b = store(redis_server, p), store(redis_server, p)
+    bud = [team(100)]
+    try:
+        ra = await a.reserve("a1", bud, 10, T0)  # grant: max(10, half of 100) = 50
+        rb = await b.reserve("b1", bud, 40, T0)  # free 50: max(40, 25) = 40
+        (st,) = await a.budget_status(bud, T0)
+        assert (st.spent_micro, st.reserved_micro) == (0, 90)
+        with pytest.raises(BudgetExceeded) as ei:
+            await b.reserve("b2", bud, 20, T0)  # free 10; a's 40 idle are not b's
+        assert ei.value.spent_micro == 90
+        assert a.leasing is not None
+        await a.leasing.renew(T0)  # a used its lease since the last renewal: keeps it
+        await a.leasing.renew(T0)  # idle for a period: gives back all but what a1 holds
+        (st,) = await a.budget_status(bud, T0)
+        assert st.reserved_micro == 50
+        rb2 = await b.reserve("b2", bud, 20, T0)
+        assert rb2.leases
+        for s, r in [(a, ra), (b, rb), (b, rb2)]:
+            await s.settle(r, r.amount_micro, LedgerRow(r.request_id, "m"))
+        (st,) = await a.budget_status(bud, T0)
+        assert st.spent_micro == 70 and st.spent_micro + st.reserved_micro <= 100
+    finally:
+        await a.close()
+        await b.close()
+    check = store(redis_server, p)
+    try:
+        (st,) = await check.budget_status(bud, T0)
+        assert (st.spent_micro, st.reserved_micro) == (70, 0)
+    finally:
+        await check.close()
+
+
+async def test_a_lease_past_its_margin_is_never_spent(redis_server: RedisServer) -> None:
+    p = f"lease{next(_n)}"
+    s = store(redis_server, p, lease_ttl_s=30.0)
+    try:
+        r1 = await s.reserve("r1", [team(1000)], 10, T0)
+        # 25 s later (past ttl - ttl/3) the old lease is not trusted: a new one is taken,
+        # and when the old one expires in Redis its money is freed, not double-spent
+        r2 = await s.reserve("r2", [team(1000)], 10, T0 + 25)
+        assert r1.leases != r2.leases
+        (st,) = await s.budget_status([team(1000)], T0 + 31)  # the first lease is swept
+        assert s.leasing is not None
+        held = sum(lease.held for lease in s.leasing.leases.by_ckey.values())
+        assert st.reserved_micro == held
+        await s.settle(r1, 10, LedgerRow("r1", "m"))  # settles after its lease expired
+        await s.settle(r2, 10, LedgerRow("r2", "m"))
+        (st,) = await s.budget_status([team(1000)], T0 + 31)
+        assert st.spent_micro == 20
+        assert st.reserved_micro == sum(x.held for x in s.leasing.leases.by_ckey.values())
+    finally:
+        await s.close()
+
+
+async def test_leases_of_a_killed_replica_expire(redis_server: RedisServer) -> None:
+    ttl = 3.0
+    prefix = f"lease{next(_n)}"
+    opts = {"prefix": prefix, "lease_fraction": 0.2, "lease_ttl_s": ttl, "reservation_ttl_s": 60.0}
+    p = spawn("load", {"url": redis_server.url, "options": opts, "limit": 10**12, "cost": 1000,
+                       "concurrency": 16, "tag": "L"})  # fmt: skip
+    assert p.stdout is not None
+    settled = []
+    while len(settled) < 300:
+        line = p.stdout.readline()
+        assert line, "worker died"
+        settled.append(line.split()[1])
+    p.kill()
+    p.wait()
+    settled += [line.split()[1] for line in p.stdout.read().splitlines() if line]
+    budget = BudgetSpec(Scope.TEAM, "shared", Period.TOTAL, 10**12)
+    s = RedisStore(redis_server.url, prefix=prefix)
+    try:
+        rows = {r.request_id: r for r in await s.ledger_rows(0, 4e9)}
+        assert not [rid for rid in settled if rid not in rows]
+        (st,) = await s.budget_status([budget])
+        assert st.reserved_micro > 0  # the dead replica's leases...
+        assert st.spent_micro == sum(r.actual_micro for r in rows.values())
+        (st,) = await s.budget_status([budget], time.time() + ttl + 1)
+        assert st.reserved_micro == 0  # ...expire after the lease TTL, not the reservation's
+        assert st.spent_micro == sum(r.actual_micro for r in rows.values())
+    finally:
+        await s.close()
+
+
+async def test_two_processes_with_leases_never_pass_the_limit(redis_server: RedisServer) -> None:
+    limit, cost = 50 * 1000, 1000
+    prefix = f"lease{next(_n)}"
+    opts = {"prefix": prefix, "lease_fraction": 0.5, "lease_ttl_s": 30.0}
+    base = {"url": redis_server.url, "options": opts, "limit": limit, "cost": cost, "n": 100}
+    procs = [spawn("burst", {**base, "tag": f"p{i}"}) for i in range(2)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    oks = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+        oks.append(json.loads(out.strip().splitlines()[-1])["ok"])
+    # never more than the limit; fewer only by money idle in the other process's lease
+    # (here every grant is used: each process wants more than the whole budget)
+    assert sum(oks) == 50, oks
+    s = RedisStore(redis_server.url, prefix=prefix)
+    try:
+        (st,) = await s.budget_status([BudgetSpec(Scope.TEAM, "shared", Period.TOTAL, limit)])
+        assert (st.spent_micro, st.reserved_micro) == (limit, 0)  # leases given back at close
+        assert sum(r.actual_micro for r in await s.ledger_rows(0, 4e9)) == limit
+    finally:
+        await s.close()
