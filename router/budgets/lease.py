@@ -43,6 +43,7 @@ class Lease:
     used: bool = False  # reserved against since the last renewal
     spent: int = 0  # the window's s and r as of the last lease call (for status)
     reserved: int = 0
+    limit: int = -1  # the budget limit the last grant was checked against
 
     @property
     def free(self) -> int:
@@ -148,11 +149,15 @@ class LeaseManager:
         """Reserve in memory if every lease has room (no await: atomic on the loop), else
         say what each budget lacks."""
         found: list[Lease | None] = [self.leases.usable(k, now) for k in ckeys]
-        needs = [
-            (i, amount - (lease.free if lease else 0))
-            for i, lease in enumerate(found)
-            if (lease.free if lease else 0) < amount
-        ]
+        needs = []
+        for i, lease in enumerate(found):
+            free = lease.free if lease else 0
+            if lease is not None and lease.limit != budgets[i].limit_micro:
+                # the limit changed (policy reload): hand the unused part back and take what
+                # this request needs under the new limit before spending any of it
+                needs.append((i, amount))
+            elif free < amount:
+                needs.append((i, amount - free))
         if needs:
             return needs
         held = [lease for lease in found if lease is not None]
@@ -235,11 +240,18 @@ class LeaseManager:
         ("gone", index, 0) otherwise (a gone lease is dropped; the caller retries)."""
         leases = [self.leases.get_or_new(ckeys[i]) for i, _ in needs]
         keys = [self._x]
+        gives = []
         for (i, _), lease in zip(needs, leases, strict=True):
             keys += [ckeys[i], lease.key]
+            give = lease.free if lease.limit not in (-1, budgets[i].limit_micro) else 0
+            lease.held -= give  # before the call: never spent meanwhile, whatever happens
+            gives.append(give)
         lv = self.leases
         head = f"{now!r} {lv.ttl_s!r} {lv.fraction!r} {lv.max_micro} {len(needs)} {self._dedup_ms}"
-        ln = " ".join(f"{budgets[i].limit_micro} {need}" for i, need in needs)
+        ln = " ".join(
+            f"{budgets[i].limit_micro} {need} {give}"
+            for (i, need), give in zip(needs, gives, strict=True)
+        )
         try:
             res = (await self._lease(keys=keys, args=(head, ln))).decode().split(" ")
         except BaseException:
@@ -248,7 +260,8 @@ class LeaseManager:
                     lv.drop(lease)
             raise
         if res[0] == "ok":
-            for j, lease in enumerate(leases):
+            for j, ((i, _), lease) in enumerate(zip(needs, leases, strict=True)):
+                lease.limit = budgets[i].limit_micro
                 if lease.ckey not in lv.by_ckey:  # dropped past its margin meanwhile: the
                     lv.by_ckey[lease.ckey] = lv.by_key[lease.key] = lease  # grant renewed it
                 lease.held += int(res[1 + 3 * j])

@@ -218,10 +218,11 @@ return 'ok ' .. fmt(reserved)
 #: Take or top up leases: a replica's slice of budgets, reserved in Redis like a long-lived
 #: reservation of one counter (key P:r:L.<replica>.<n>, in the expiry set, swept like any).
 #: KEYS: x, then (counter key, lease key) per budget.
-#: ARGV: "now ttl_s fraction max_micro n dedup_ms", "limit need" per budget.
-#: Grant per budget: max(need, fraction x free, capped at max_micro), at most free; nothing is
-#: granted unless every budget has ``need`` free. A lease key that exists but is no longer live
-#: is never revived (the replica must start a new lease).
+#: ARGV: "now ttl_s fraction max_micro n dedup_ms", "limit need give" per budget.
+#: ``give`` is first handed back from the lease (its unused part, when the replica must re-check
+#: it against a changed limit). Then the grant per budget: max(need, fraction x free, capped at
+#: max_micro), at most free; nothing is granted unless every budget has ``need`` free. A lease
+#: key that exists but is no longer live is never revived (the replica starts a new lease).
 #: Returns "ok g1 s1 r1 g2 s2 r2 ..." (r after the grant), "over j used" or "gone j".
 LEASE = (
     PRELUDE
@@ -233,15 +234,26 @@ local maxg = tonumber(h[4])
 local n = tonumber(h[5])
 local ln = split(ARGV[2])
 sweep(now, h[6], 1000)
-local g, sv, rv = {}, {}, {}
 for j = 1, n do
   local st = redis.call('HGET', KEYS[2 * j + 1], 'st')
   if st and st ~= 'live' then return 'gone ' .. j end
+end
+for j = 1, n do
+  local give = tonumber(ln[3 * j])
+  if give > 0 then
+    local a = tonumber(redis.call('HGET', KEYS[2 * j + 1], 'a')) or 0
+    if give > a then give = a end
+    redis.call('HINCRBY', KEYS[2 * j + 1], 'a', fmt(-give))
+    redis.call('HINCRBY', KEYS[2 * j], 'r', fmt(-give))
+  end
+end
+local g, sv, rv = {}, {}, {}
+for j = 1, n do
   local v = redis.call('HMGET', KEYS[2 * j], 's', 'r')
   sv[j] = tonumber(v[1]) or 0
   rv[j] = tonumber(v[2]) or 0
-  local free = tonumber(ln[2 * j - 1]) - sv[j] - rv[j]
-  local need = tonumber(ln[2 * j])
+  local free = tonumber(ln[3 * j - 2]) - sv[j] - rv[j]
+  local need = tonumber(ln[3 * j - 1])
   if free < need then return 'over ' .. j .. ' ' .. fmt(sv[j] + rv[j]) end
   local x = math.floor(free * frac)
   if maxg > 0 and x > maxg then x = maxg end
@@ -264,7 +276,9 @@ return table.concat(out, ' ')
 )
 
 #: Renew leases and give back what a replica does not need.
-#: KEYS: x, lease keys. ARGV: "now ttl_s", "give drop(0|1)" per lease.
+#: KEYS: x, lease keys. ARGV: "now ttl_s", "give drop(0|1)" per lease. A dropped lease (nothing
+#: in flight) gives back all it holds, whatever the replica believed: a lost reply can leave
+#: the replica's count below Redis', never above, and this is where the two meet again.
 #: Returns per lease the amount still held, or "gone" (expired: the replica must drop it).
 RENEW = (
     PRELUDE
@@ -281,7 +295,7 @@ for j = 1, #KEYS - 1 do
   else
     local a = tonumber(v[2]) or 0
     local give = tonumber(gd[2 * j - 1])
-    if give > a then give = a end
+    if give > a or gd[2 * j] == '1' then give = a end
     if give > 0 then
       redis.call('HINCRBY', lk, 'a', fmt(-give))
       redis.call('HINCRBY', v[3], 'r', fmt(-give))

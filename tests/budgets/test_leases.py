@@ -203,3 +203,19 @@ async def test_two_processes_with_leases_never_pass_the_limit(redis_server: Redi
         assert sum(r.actual_micro for r in await s.ledger_rows(0, 4e9)) == limit
     finally:
         await s.close()
+
+
+async def test_a_lowered_limit_applies_to_leased_money_at_once(redis_server: RedisServer) -> None:
+    s = store(redis_server, f"lease{next(_n)}")
+    try:
+        r1 = await s.reserve("r1", [team(1000)], 100, T0)  # lease of 500
+        await s.settle(r1, 100, LedgerRow("r1", "m"))
+        with pytest.raises(BudgetExceeded) as ei:  # the policy now says 150: 100 spent
+            await s.reserve("r2", [team(150)], 100, T0)
+        assert ei.value.limit_micro == 150 and ei.value.spent_micro == 100
+        r3 = await s.reserve("r3", [team(150)], 50, T0)  # fits the new limit exactly
+        await s.settle(r3, 50, LedgerRow("r3", "m"))
+        (st,) = await s.budget_status([team(150)], T0)
+        assert st.spent_micro == 150
+    finally:
+        await s.close()
