@@ -116,8 +116,9 @@ class Policy:
     costs: CostsConfig | None
     key_aliases: frozenset[str]
     warnings: tuple[str, ...] = ()
-    #: ``rows`` joined with ``catalogue`` once, at load time.
+    #: ``rows`` joined with ``catalogue`` once, at load time (and by name).
     priced: tuple[PricedRow, ...] = ()
+    priced_by_name: Mapping[str, PricedRow] = field(default_factory=dict)
     _caller_cache: dict[tuple[object, ...], Mapping[str, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -127,6 +128,12 @@ class Policy:
         if catalogue is None or catalogue is self.catalogue:
             return self.priced
         return price_rows(self.rows, catalogue)
+
+    def priced_index(self, catalogue: Catalogue | None = None) -> Mapping[str, PricedRow]:
+        """:meth:`priced_rows` by model name."""
+        if catalogue is None or catalogue is self.catalogue:
+            return self.priced_by_name
+        return {r.name: r for r in price_rows(self.rows, catalogue)}
 
     @property
     def max_cost_micro(self) -> int | None:
@@ -430,6 +437,7 @@ def build_policy(
         order = sorted(checker.problems,
                        key=lambda loc: (_file_of(doc, loc), doc.line_of(loc) or 0))
         raise PolicyError([checker.problems[loc] for loc in order])
+    priced = price_rows(rows, catalogue)
     if not digest:
         import hashlib
 
@@ -449,7 +457,8 @@ def build_policy(
         costs=config.costs,
         key_aliases=frozenset(k.alias for k in config.auth.keys),
         warnings=tuple(checker.warnings),
-        priced=price_rows(rows, catalogue),
+        priced=priced,
+        priced_by_name={r.name: r for r in priced},
     )
 
 

@@ -166,8 +166,15 @@ def _by_cost(e: _Entry) -> tuple[int, str]:
 
 
 def _lowest(caps: Mapping[str, int | None], tasks: tuple[str, ...]) -> int | None:
-    values = [caps[t] for t in tasks]
-    return None if any(v is None for v in values) else min(v for v in values if v is not None)
+    """The lowest capability over ``tasks`` (None if any is missing)."""
+    low = 101
+    for t in tasks:
+        v = caps[t]
+        if v is None:
+            return None
+        if v < low:
+            low = v
+    return low
 
 
 def _completion(r: PricedRow, base: int, max_tokens: int | None) -> int:
@@ -399,34 +406,39 @@ _NOT_REQUESTED = ("not requested (the request names a model)",)
 def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: str,
               notes: list[str], step: NearBudgetStep | None, scope: str | None,
               used: float | None) -> RouteDecision:
+    """A request naming a model: only that model, the reference and the fallbacks are priced
+    on the request path; the rest of the table is priced when someone reads it."""
     task = _task(facts, None, policy)
     c = _Ctx(facts, policy, target, notes, step, scope, used, task)
     prompt, mt = facts.prompt_tokens, facts.max_tokens
     n = facts.n if facts.n > 1 else 1
     base = expected_completion_tokens(mt, task[0], prompt, policy.costs)
-    checked, ref = task[3], policy.reference_model
-    entries: dict[str, _Entry] = {}
-    rows: dict[str, PricedRow] = {}
-    ref_cost = None
-    for r in policy.priced_rows(cat):
+    checked = task[3]
+    rows = policy.priced_index(cat)
+
+    def entry(r: PricedRow) -> _Entry:
         comp = _completion(r, base, mt) * n
         cost = -(-(prompt * r.input_per_1m_micro + comp * r.output_per_1m_micro)
                  // _PICO_PER_MICRO)
-        if r.name == ref:
-            ref_cost = cost
-        cap = r.caps[checked[0]] if len(checked) == 1 else _lowest(r.caps, checked)
-        entries[r.name] = _Entry(cost, cap, r.name, r.provider, comp, r.caps, _NOT_REQUESTED, True)
-        rows[r.name] = r
+        return _Entry(cost, _lowest(r.caps, checked), r.name, r.provider, comp, r.caps,
+                      _NOT_REQUESTED, True)
+
+    ref_row = rows.get(policy.reference_model) if policy.reference_model else None
+    ref_cost = entry(ref_row).cost if ref_row is not None else None
+
+    def everyone(exclude: tuple[str, ...] = ()) -> list[_Entry]:
+        return sorted((entry(r) for r in rows.values() if r.name not in exclude), key=_by_cost)
 
     def fail(kind: RouteErrorKind, message: str) -> RouteDecision:
         return _result(c, model="", chain=(), reason=message, route=None, bars={},
-                       table=_table([], list(entries.values()), 0, "cheapest", {}),
+                       table=_table([], everyone(), 0, "cheapest", {}),
                        cost=None, ref_cost=ref_cost, error=RouteError(kind, message))
 
-    mine = entries.get(target)
-    if mine is None:
+    row = rows.get(target)
+    if row is None:
         return fail("model_not_found",
                     f"The model '{facts.model}' does not exist or you do not have access to it.")
+    mine = entry(row)
     blocked = policy.blocked_for(facts.caller)
     why = blocked.get(target)
     caller = facts.caller
@@ -434,7 +446,7 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
         why = f"key {caller.alias!r} may not use it (auth.keys[].models in config)"
     if why is not None:
         return fail("permission", f"'{target}' is not allowed here: {why}.")
-    window = rows[target].context_window
+    window = row.context_window
     need = prompt + (mt or 0)
     if window is not None and need > window:
         return fail("context", (
@@ -446,7 +458,7 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
             f"The estimated cost on '{target}' ({mine.cost} µ$) exceeds the policy's limit "
             f"of {limit} µ$ per request; lower max_tokens or shorten the prompt."))
     chain = [target]
-    for fb in rows[target].fallbacks:
+    for fb in row.fallbacks:
         fr = rows.get(fb)
         fits = fr is not None and (fr.context_window is None or need <= fr.context_window)
         allowed = fb not in blocked and (caller is None or caller.may_use(fb))
@@ -457,17 +469,17 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
         out = [Candidate(mine.name, mine.provider, mine.cap, mine.comp, mine.cost, True,
                          "chosen", ())]
         for i, fb in enumerate(chain[1:], 1):
-            e = entries[fb]
+            e = entry(rows[fb])
             out.append(Candidate(e.name, e.provider, e.cap, e.comp, e.cost, True, "fallback",
                                  (f"fallback #{i} of {target} (config.yaml)",)))
         out.extend(Candidate(e.name, e.provider, e.cap, e.comp, e.cost, False, "ineligible",
-                             e.hard)
-                   for e in sorted(entries.values(), key=_by_cost) if e.name not in chain)
+                             e.hard) for e in everyone(tuple(chain)))
         return tuple(out)
 
     reason = "requested" if target == facts.model else f"rewritten from {facts.model}"
     return _result(c, model=target, chain=tuple(chain), reason=reason, route=None, bars={},
                    table=table, cost=mine.cost, ref_cost=ref_cost)
+
 
 def reference_cost_micro(
     policy: Policy,
