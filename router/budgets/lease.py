@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from router.budgets.errors import BudgetExceeded
+from router.budgets.rules import exceeded
 from router.budgets.spec import BudgetSpec, BudgetStatus, CounterRef, Reservation, Window
 
 log = logging.getLogger(__name__)
@@ -216,18 +216,9 @@ class LeaseManager:
                     over = (res[1], res[2])
                     break
         i, used = over
-        b, w = budgets[i], windows[i]
         lease = self.leases.by_ckey.get(ckeys[i])
-        raise BudgetExceeded(
-            scope=b.scope.value,
-            scope_id=b.scope_id,
-            period=b.period.value,
-            window=w.id,
-            limit_micro=b.limit_micro,
-            spent_micro=used - (lease.free if lease else 0),  # our own idle lease is not spend
-            requested_micro=amounts[-1],
-            reset_at=w.reset_at,
-        )
+        idle = lease.free if lease else 0  # our own idle lease is not spend
+        raise exceeded(budgets[i], windows[i], used - idle, amounts[-1])
 
     async def _grant(
         self,

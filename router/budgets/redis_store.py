@@ -20,7 +20,6 @@ answers again; the settle script is idempotent per request id, so nothing is cou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,10 +33,11 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.budgets import lua
-from router.budgets.errors import BudgetExceeded, RateLimited, StoreUnavailable
+from router.budgets.errors import RateLimited, StoreUnavailable
 from router.budgets.journal import Journal, JournalEntry, LocalView, decode_row, encode_row
 from router.budgets.lease import LeaseManager, Leases
-from router.budgets.rules import matches
+from router.budgets.outbox import Outbox
+from router.budgets.rules import exceeded, matches
 from router.budgets.spec import (
     BudgetSpec,
     BudgetStatus,
@@ -62,13 +62,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
-_CLOSE_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE, asyncio.CancelledError)
-
 _RateItem = tuple[str, int, int, RateLimitSpec, str]  # key, per_minute, cost, spec, kind
-
-
-def _int(v: Any) -> int:
-    return int(v)
 
 
 class RedisStore(BudgetStore):
@@ -155,10 +149,15 @@ class RedisStore(BudgetStore):
         for e in self.journal.head(limit=1_000_000):  # spend a crashed run left unreplayed
             if e.op == "settle":
                 self.local.add_pending(e.counters, e.actual_micro)
-        self._down = False
-        self._down_reason = ""
-        self._recovery: asyncio.Task[None] | None = None
-        self._replaying = asyncio.Lock()
+        self.outbox = Outbox(
+            self.journal,
+            self.local,
+            ping=client.ping,
+            apply=self._finish_call,
+            errors=UNAVAILABLE,
+            retry_interval_s=retry_interval_s,
+            fail_mode=fail_mode,
+        )
         self._closed = False
 
     # -- keys and availability -------------------------------------------------------------------
@@ -193,59 +192,17 @@ class RedisStore(BudgetStore):
     @property
     def available(self) -> bool:
         """False from a failed call until Redis answers and the journal is replayed."""
-        if not self._down and len(self.journal) and self._recovery is None:
-            with contextlib.suppress(RuntimeError):  # no running loop: replay on the next call
-                self._start_recovery(delay=False)
-        return not self._down
+        return self.outbox.available
 
     def _mark_down(self, exc: BaseException) -> None:
-        if not self._down:
-            log.warning("budget store redis unreachable (%s): fail_mode=%s", exc, self.fail_mode)
-        self._down = True
-        self._down_reason = f"{type(exc).__name__}: {exc}"
-        self._start_recovery(delay=True)
-
-    def _start_recovery(self, *, delay: bool) -> None:
-        if self._recovery is None or self._recovery.done():
-            self._recovery = asyncio.get_running_loop().create_task(self._recover(delay))
-
-    async def _recover(self, delay: bool) -> None:
-        try:
-            while True:
-                if delay:
-                    await asyncio.sleep(self.retry_interval_s)
-                delay = True
-                try:
-                    await self._r.ping()
-                    await self.reconcile()
-                except UNAVAILABLE as e:
-                    self._down_reason = f"{type(e).__name__}: {e}"
-                    continue
-                if not len(self.journal):
-                    if self._down:
-                        log.warning("budget store redis reachable again; journal replayed")
-                    self._down = False
-                    return
-        finally:
-            self._recovery = None
+        self.outbox.mark_down(exc)
 
     def _unavailable(self) -> StoreUnavailable:
-        return StoreUnavailable(store="redis", reason=self._down_reason or "unreachable")
+        return self.outbox.unavailable()
 
     async def reconcile(self) -> int:
-        """Replay the journal into Redis (oldest first); returns how many entries were applied.
-        Raises the connection error if Redis is still unreachable."""
-        done = 0
-        async with self._replaying:
-            while True:
-                entries = self.journal.head(100)
-                if not entries:
-                    return done
-                for e in entries:
-                    await self._finish_call(e)
-                    if self.journal.delete(e.id) and e.op == "settle":
-                        self.local.add_pending(e.counters, -e.actual_micro)
-                    done += 1
+        """Replay the journal into Redis now (also done in the background after an outage)."""
+        return await self.outbox.reconcile()
 
     async def _finish_call(self, e: JournalEntry) -> bool:
         """Run the settle/release script for ``e``; False if the request was already done."""
@@ -331,17 +288,7 @@ class RedisStore(BudgetStore):
             raise self._rate_error(items[int(f[1]) - 1], float(f[2]))
         if tag == "over":
             i = int(f[1]) - 1
-            b, w = budgets[i], windows[i]
-            raise BudgetExceeded(
-                scope=b.scope.value,
-                scope_id=b.scope_id,
-                period=b.period.value,
-                window=w.id,
-                limit_micro=b.limit_micro,
-                spent_micro=int(f[2]),
-                requested_micro=int(f[3]),
-                reset_at=w.reset_at,
-            )
+            raise exceeded(budgets[i], windows[i], int(f[2]), int(f[3]))
         if tag == "final":
             raise ValueError(f"request {request_id!r} was already {f[1]}")
         amount, t0, exp = int(f[1]), float(f[2]), float(f[3])
@@ -492,8 +439,8 @@ class RedisStore(BudgetStore):
         try:
             while True:
                 f, seen = await self._expire(keys=[self._x], args=[repr(now), self._dedup_ms, 1000])
-                freed += _int(f)
-                if _int(seen) < 1000:
+                freed += int(f)
+                if int(seen) < 1000:
                     return freed
         except UNAVAILABLE as e:
             self._mark_down(e)
@@ -534,14 +481,5 @@ class RedisStore(BudgetStore):
         self._closed = True
         if self.leasing is not None:
             await self.leasing.close()
-        task, self._recovery = self._recovery, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if len(self.journal):
-            try:
-                await asyncio.wait_for(self.reconcile(), timeout=5)
-            except _CLOSE_ERRORS as e:
-                log.warning("closing with %d unreplayed journal entries: %s", len(self.journal), e)
-        self.journal.close()
+        await self.outbox.close()
         await self._r.aclose()

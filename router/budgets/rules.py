@@ -28,6 +28,23 @@ def first_over(budgets: Sequence[BudgetSpec], used: Sequence[int], amount_micro:
     return None
 
 
+def exceeded(
+    budget: BudgetSpec, window: Window, used: int, requested: int, *, degraded: bool = False
+) -> BudgetExceeded:
+    """The error for ``budget``, whose ``window`` holds ``used`` (settled + reserved)."""
+    return BudgetExceeded(
+        scope=budget.scope.value,
+        scope_id=budget.scope_id,
+        period=budget.period.value,
+        window=window.id,
+        limit_micro=budget.limit_micro,
+        spent_micro=used,
+        requested_micro=requested,
+        reset_at=window.reset_at,
+        degraded=degraded,
+    )
+
+
 def choose_amount(
     budgets: Sequence[BudgetSpec],
     windows: Sequence[Window],
@@ -46,18 +63,7 @@ def choose_amount(
         bad = first_over(budgets, used, amount)
     if bad is None:
         return amount
-    b, w = budgets[bad], windows[bad]
-    raise BudgetExceeded(
-        scope=b.scope.value,
-        scope_id=b.scope_id,
-        period=b.period.value,
-        window=w.id,
-        limit_micro=b.limit_micro,
-        spent_micro=used[bad],
-        requested_micro=amount,
-        reset_at=w.reset_at,
-        degraded=degraded,
-    )
+    raise exceeded(budgets[bad], windows[bad], used[bad], amount, degraded=degraded)
 
 
 def gcra(tat: float | None, now: float, cost: float, per_minute: int) -> tuple[bool, float, float]:
