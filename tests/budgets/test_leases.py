@@ -34,6 +34,13 @@ def evalsha_calls(srv: RedisServer) -> int:
         c.close()
 
 
+def held(*stores: RedisStore) -> int:
+    """What the replicas believe their leases hold (must equal what Redis holds for them)."""
+    return sum(
+        lease.held for s in stores if s.leasing for lease in s.leasing.leases.by_ckey.values()
+    )
+
+
 def team(limit: int) -> BudgetSpec:
     return BudgetSpec(Scope.TEAM, "search", Period.MONTHLY, limit)
 
@@ -98,7 +105,7 @@ async def test_two_replicas_near_the_limit(redis_server: RedisServer) -> None:
         ra = await a.reserve("a1", bud, 10, T0)  # grant: max(10, half of 100) = 50
         rb = await b.reserve("b1", bud, 40, T0)  # free 50: max(40, 25) = 40
         (st,) = await a.budget_status(bud, T0)
-        assert (st.spent_micro, st.reserved_micro) == (0, 90)
+        assert (st.spent_micro, st.reserved_micro) == (0, 90) and held(a, b) == 90
         with pytest.raises(BudgetExceeded) as ei:
             await b.reserve("b2", bud, 20, T0)  # free 10; a's 40 idle are not b's
         assert ei.value.spent_micro == 90
@@ -106,13 +113,14 @@ async def test_two_replicas_near_the_limit(redis_server: RedisServer) -> None:
         await a.leasing.renew(T0)  # a used its lease since the last renewal: keeps it
         await a.leasing.renew(T0)  # idle for a period: gives back all but what a1 holds
         (st,) = await a.budget_status(bud, T0)
-        assert st.reserved_micro == 50
+        assert st.reserved_micro == 50 and held(a, b) == 50
         rb2 = await b.reserve("b2", bud, 20, T0)
         assert rb2.leases
         for s, r in [(a, ra), (b, rb), (b, rb2)]:
             await s.settle(r, r.amount_micro, LedgerRow(r.request_id, "m"))
         (st,) = await a.budget_status(bud, T0)
         assert st.spent_micro == 70 and st.spent_micro + st.reserved_micro <= 100
+        assert st.reserved_micro == held(a, b)
     finally:
         await a.close()
         await b.close()
