@@ -157,26 +157,28 @@ class PolicyReloader:
                 return self._refused(trigger, f"{type(exc).__name__}: {exc}", src.digest[:12])
             old = self._policy.version
             self._policy = policy  # the atomic swap
-            self.successes += 1
+            event = ReloadEvent(True, policy.version, policy.version, None, time.time(), trigger)
+            # Details first, counters last: whoever waits on a counter sees the details.
             self.last_error = None
-            self.last_success_at = time.time()
+            self.last_success_at = event.at
+            self.last_event = event
+            self.successes += 1
             log.info("policy %s reloaded (%s): version %s -> %s",
                      self.path, trigger, old, policy.version)
             for w in policy.warnings:
                 log.warning("policy: %s", w)
-            return self._emit(ReloadEvent(True, policy.version, policy.version, None,
-                                          time.time(), trigger))
+            return self._emit(event)
 
     def _refused(self, trigger: str, error: str, loaded: str | None) -> ReloadEvent:
-        self.failures += 1
+        event = ReloadEvent(False, self._policy.version, loaded, error, time.time(), trigger)
         self.last_error = error
+        self.last_event = event
+        self.failures += 1
         log.error("policy %s: edit refused (%s), keeping version %s:\n%s",
                   self.path, trigger, self._policy.version, error)
-        return self._emit(ReloadEvent(False, self._policy.version, loaded, error, time.time(),
-                                      trigger))
+        return self._emit(event)
 
     def _emit(self, event: ReloadEvent) -> ReloadEvent:
-        self.last_event = event
         for listener in self.listeners:
             try:
                 listener(event)
