@@ -39,7 +39,8 @@ def open_store(
     finished request id is remembered, making a retried settle a no-op (SQLite's ledger also
     remembers forever). Other ``options`` go to the store: SqliteStore(``synchronous``,
     ``busy_timeout_ms``), RedisStore(``prefix``, ``journal_path``, ``socket_timeout_s``,
-    ``retry_interval_s``, ``max_connections``).
+    ``retry_interval_s``, ``max_connections``, and leasing: ``lease_fraction`` (0: off),
+    ``lease_max_micro``, ``lease_ttl_s``, ``replica_id``).
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":

@@ -2,18 +2,19 @@
 reserve or settle, survives restarts and ``kill -9``.
 
 Why the calls run synchronously on the event loop (measured with ``bench/budget_store.py`` on a
-loaded 2-core machine): a reserve with four budgets and a rate limit is ~100-125 µs of CPU, a
-settle ~100 µs, of which one WAL commit is ~14 µs and each indexed statement ~4 µs. Handing a
-call to a thread (``asyncio.to_thread``) costs ~75-100 µs of CPU by itself, mostly on the loop
-(wake-ups, futures), so it would nearly double the cost for little gain, and would let two
-transactions of the one connection race. With ``synchronous=NORMAL`` a commit writes the WAL
-without fsync: the wait is CPU, not I/O, and the commit survives a crash of the process (the OS
-has the pages), though a power loss may lose the last commits. ``?synchronous=full`` fsyncs
-every commit, and that wait (0.2-3 ms here) then blocks the loop: choose it only on a disk with
-fast fsync. Several processes may share one file (``BEGIN IMMEDIATE`` serialises them); a
-transaction waiting for another process's lock blocks its loop meanwhile, so one gateway process
-per file is the intended deployment. Reports, which may scan many rows, run on their own
-connection in a thread.
+loaded 2-core machine): a reserve with four budgets is ~100-140 µs of CPU (~20 µs more with a
+rate limit), a settle ~95-115 µs, of which one WAL commit is ~14 µs and each indexed statement
+~4 µs. Handing a call to a thread (``asyncio.to_thread``) costs ~70-140 µs of CPU by itself,
+mostly on the loop (wake-ups, futures), so it would nearly double the cost for little gain, and
+would let two transactions of the one connection interleave unless serialised.
+
+With ``synchronous=NORMAL`` a commit writes the WAL without fsync: the wait is CPU, not I/O, and
+the commit survives a crash of the process (the OS has the pages), though a power loss may lose
+the last commits. ``?synchronous=full`` fsyncs every commit, and that wait (0.2-3 ms here) then
+blocks the loop: choose it only on a disk with fast fsync. Several processes may share one file
+(``BEGIN IMMEDIATE`` serialises them); a transaction waiting for another process's lock blocks
+its loop meanwhile, so one gateway process per file is the intended deployment. Reports, which
+may scan many rows, run on their own connection in a thread.
 """
 
 from __future__ import annotations
