@@ -166,7 +166,8 @@ class LeaseManager:
             lease.used = True
         keys = tuple(lease.key for lease in held)
         exp = now + self._ttl_r
-        self._pending[request_id] = _Pending(amount, keys, exp)
+        if keys:  # (a zero-cost request with no lease holds nothing: nothing to track)
+            self._pending[request_id] = _Pending(amount, keys, exp)
         status = tuple(
             BudgetStatus(b, w.id, lease.spent if lease else 0, lease.reserved if lease else 0,
                          w.reset_at)

@@ -59,6 +59,9 @@ async def test_leased_reservations_need_no_redis_call(redis_server: RedisServer)
             await s.settle(r, 600, LedgerRow(f"r{i}", "m", team="search"))
         calls = evalsha_calls(redis_server) - before
         assert calls == 100  # the settles: every reservation came from the leases
+        free = await s.reserve("free", [team(10**9), BudgetSpec(Scope.USER, "u", "daily", 5)], 0)
+        await s.settle(free, 0, LedgerRow("free", "self-hosted"))
+        assert s.leasing is not None and not s.leasing._pending  # nothing left in flight
         st = await s.budget_status(b, T0 + 10)
         assert [x.spent_micro for x in st] == [60_600, 60_600]
         assert all(x.reserved_micro > 0 for x in st)  # the leases
