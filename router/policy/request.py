@@ -8,6 +8,7 @@ the prompt tokens once (see :func:`count_tokens` for which tokenizer), classifie
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -98,12 +99,13 @@ def facts_from_body(
 def default_classifier() -> Classify | None:
     """The shipped classifier, or None when it cannot be loaded (no weights yet)."""
     try:
-        from router.classify.model import DEFAULT
-
-        DEFAULT.load()
+        # Imported by name: the policy package does not depend on the classifier's code.
+        model = importlib.import_module("router.classify.model")
+        model.DEFAULT.load()
     except Exception:  # missing weights, numpy, ...: routing works without it
         return None
-    return DEFAULT.classify
+    classify: Classify = model.DEFAULT.classify
+    return classify
 
 
 @dataclass(frozen=True)
