@@ -96,16 +96,21 @@ def facts_from_body(
     )
 
 
-def default_classifier() -> Classify | None:
-    """The shipped classifier, or None when it cannot be loaded (no weights yet)."""
+def load_classifier() -> tuple[Classify | None, str | None]:
+    """The shipped classifier, or (None, why it cannot be loaded: no weights yet, ...)."""
     try:
         # Imported by name: the policy package does not depend on the classifier's code.
         model = importlib.import_module("router.classify.model")
         model.DEFAULT.load()
-    except Exception:  # missing weights, numpy, ...: routing works without it
-        return None
+    except Exception as exc:  # missing weights, numpy, ...: routing works without it
+        return None, f"{type(exc).__name__}: {exc}"
     classify: Classify = model.DEFAULT.classify
-    return classify
+    return classify, None
+
+
+def default_classifier() -> Classify | None:
+    """The shipped classifier, or None when it cannot be loaded."""
+    return load_classifier()[0]
 
 
 @dataclass(frozen=True)

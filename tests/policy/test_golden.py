@@ -1,8 +1,8 @@
 """Golden cases for the default policy: prompt -> (task class, model), English and Chinese,
 through the real token counter and the real classifier, as ``POST /v1/route`` does it.
 
-Skipped while the classifier's shipped weights are missing (router/classify/model.json and
-weights.bin, built by ``python -m router.classify.train``); the decisions per task class are
+Skipped (with the reason) while the classifier cannot be loaded, e.g. its weights
+(router/classify/model.json, weights.bin) are missing or stale; the decisions per task class are
 also pinned without the classifier in test_default_policy.py.
 """
 
@@ -13,14 +13,14 @@ import pytest
 from router.config import load_config
 from router.costs.pricing import resolve_catalogue
 from router.policy import load_policy
-from router.policy.request import default_classifier, route_body
+from router.policy.request import load_classifier, route_body
 from tests.policy.conftest import REPO
 
-CLASSIFY = default_classifier()
+CLASSIFY, WHY = load_classifier()
 pytestmark = pytest.mark.skipif(
     CLASSIFY is None,
-    reason="classifier weights not built yet (router/classify/model.json, weights.bin): "
-    "run `python -m router.classify.train`, then re-run tests/policy/test_golden.py",
+    reason=f"the classifier cannot be loaded ({WHY}); build its weights with "
+    "`python -m router.classify.train`, then re-run tests/policy/test_golden.py",
 )
 
 REASONING, EXPRESSION = "deepseek-reasoner", "deepseek-chat"
