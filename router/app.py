@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -161,6 +162,9 @@ def create_app(
         )
         state = build_state(cfg, transports=transports)
         app.state.router = state
+        if state.policy is not None:
+            state.policy.start()
+            _on_sighup(state.policy.trigger)
         state.ready = True
         log.info("federated-router %s ready: %d models from %s", __version__, len(cfg.models),
                  cfg.source)
@@ -215,6 +219,21 @@ def create_app(
         raise NotFound(f"The model '{model_id}' does not exist.", param="model",
                        code="model_not_found")
 
+    @app.post("/v1/route")
+    async def explain_route(request: Request, state: State) -> Response:
+        """Explain the routing decision for a chat-completions body, without calling a model."""
+        from router.policy.request import route_body
+
+        caller = state.keys.authenticate(request.headers.get("authorization"),
+                                         request.headers.get("api-key"))
+        if state.policy is None:
+            raise NotFound("No routing policy is loaded (config.yaml sets policy: null).")
+        body = parse_json_object(await _read_body(request, state.config.server.max_body_bytes))
+        policy = state.policy.current
+        explained = route_body(body, policy, classify=state.classify, tokenizers=state.tokenizers,
+                               caller=caller, task_header=request.headers.get("x-router-task"))
+        return Response(orjson.dumps(explained.json(policy)), media_type="application/json")
+
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:
         return error_response(exc, request.headers.get("x-request-id"))
@@ -237,12 +256,30 @@ def create_app(
     return GatewayApp(app, hot)
 
 
+def _on_sighup(callback: Callable[[], None]) -> None:
+    """Reload the policy on SIGHUP (single-process serving; uvicorn's multi-worker supervisor
+    restarts its workers on SIGHUP, which reloads the policy too)."""
+    import asyncio
+    import signal
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, callback)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        log.debug("SIGHUP reload not available here")
+
+
 def _model_cards(state: AppState) -> list[dict[str, Any]]:
     cards: list[dict[str, Any]] = []
     created = 1_700_000_000
-    for name in VIRTUAL_MODELS:
+    if state.policy is not None:
+        routes = state.policy.current.routes
+        virtual = [(name, {"virtual": True, "description": r.description})
+                   for name, r in routes.items()]
+    else:
+        virtual = [(name, {"virtual": True}) for name in VIRTUAL_MODELS]
+    for name, info in virtual:
         cards.append({"id": name, "object": "model", "created": created, "owned_by": "router",
-                      "router": {"virtual": True}})
+                      "router": info})
     for name, priced in state.catalogue.items():
         info = priced.metadata()
         del info["id"]

@@ -274,6 +274,9 @@ class Config(_Strict):
     routing: RoutingConfig = RoutingConfig()
     costs: CostsConfig = CostsConfig()
     gpus: dict[str, GpuConfig] = Field(default_factory=dict)
+    #: The routing policy: a YAML file or a directory of them, relative to this file's
+    #: directory; null serves ``auto`` with ``routing.default_model`` and no policy.
+    policy: str | None = "policies/default.yaml"
     models: dict[Annotated[str, Field(pattern=_NAME.pattern)], ModelConfig]
     #: Where this config came from (set by the loader).
     source: str = "<memory>"
@@ -295,7 +298,7 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
             if fb not in names:
                 problems.append(doc.error((*loc, "fallbacks", i), f"unknown model {fb!r}"))
             elif fb == name:
-                problems.append(doc.error((*loc, "fallbacks", i), "a model cannot fall back to itself"))
+                problems.append(doc.error((*loc, "fallbacks", i), "cannot fall back to itself"))
             elif cfg.models[fb].mode != m.mode:
                 problems.append(
                     doc.error((*loc, "fallbacks", i), f"{fb!r} is a {cfg.models[fb].mode} model")
@@ -320,11 +323,15 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
     seen: dict[str, str] = {}
     for i, key in enumerate(cfg.auth.keys):
         if key.alias in seen:
-            problems.append(doc.error(("auth", "keys", i, "alias"), f"duplicate alias {key.alias!r}"))
+            problems.append(
+                doc.error(("auth", "keys", i, "alias"), f"duplicate alias {key.alias!r}")
+            )
         seen[key.alias] = key.alias
         for j, model in enumerate(key.models or ()):
             if model not in names and not model.startswith("auto"):
-                problems.append(doc.error(("auth", "keys", i, "models", j), f"unknown model {model!r}"))
+                problems.append(
+                    doc.error(("auth", "keys", i, "models", j), f"unknown model {model!r}")
+                )
     return problems
 
 
@@ -381,7 +388,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     return build_config(doc)
 
 
-def config_from_text(text: str, path: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+def config_from_text(
+    text: str, path: str = "<config>", env: Mapping[str, str] | None = None
+) -> Config:
     try:
         doc = parse_text(text, path, env)
     except DocumentError as exc:

@@ -20,6 +20,8 @@ from router.auth import Caller
 from router.costs.estimate import actual_cost_micro, cost_micro, estimate_request_micro
 from router.decide import Decision, decide_static
 from router.errors import ContextTooLong, GatewayError, UpstreamError
+from router.policy import RouteDecision, RouteFacts, decide, decision_headers
+from router.policy.request import counting_model, parse_task_header
 from router.sse import StreamRelay, error_event
 from router.state import AppState
 from router.tokens import count_chat_tokens, count_embedding_input, count_text_tokens
@@ -39,7 +41,7 @@ class Outcome:
     request_id: str
     caller: Caller
     started: float
-    decision: Decision | None = None
+    decision: Decision | RouteDecision | None = None
     served_by: str | None = None
     #: Counted by the gateway before the call (header ``x-router-prompt-tokens``).
     prompt_tokens: int = 0
@@ -56,6 +58,8 @@ class Outcome:
 
     def headers(self) -> dict[str, str]:
         h = {"x-request-id": self.request_id}
+        if isinstance(self.decision, RouteDecision):
+            h.update(decision_headers(self.decision))
         if self.served_by is not None:
             h["x-router-model"] = self.served_by
             if self.decision is not None and self.served_by != self.decision.model:
@@ -107,9 +111,7 @@ async def handle_chat(
     state: AppState, body: dict[str, Any], out: Outcome, request_headers: Any
 ) -> Response:
     requested, stream, max_tokens, n = check_chat(body)
-    decision = decide_static(state.config, requested, out.caller)
-    out.decision = decision
-    out.prompt_tokens = count_chat_tokens(body, state.tokenizers[decision.model])
+    decision = _decide(state, body, out, request_headers, requested, stream, max_tokens, n)
     _context_check(state, decision.model, out.prompt_tokens, max_tokens)
     _estimate(state, out, decision.model, max_tokens, n)
 
@@ -133,6 +135,43 @@ async def handle_chat(
         media_type="text/event-stream",
         headers={**out.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+def _task_override(body: dict[str, Any], request_headers: Any) -> str | None:
+    """``x-router-task`` header, else ``metadata.router_task`` in the body."""
+    value = request_headers.get("x-router-task")
+    if value is None:
+        meta = body.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("router_task"), str):
+            value = meta["router_task"]
+    return parse_task_header(value)
+
+
+def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers: Any,
+            requested: str, stream: bool, max_tokens: int | None, n: int
+            ) -> Decision | RouteDecision:
+    """Steps 1-4: count, classify, price, decide (pure apart from reading the current policy).
+
+    The prompt is counted once with one tokenizer for the whole decision, then recounted
+    exactly for the chosen model when its tokenizer differs.
+    """
+    override = _task_override(body, request_headers)
+    if state.policy is None:
+        static = decide_static(state.config, requested, out.caller)
+        out.decision = static
+        out.prompt_tokens = count_chat_tokens(body, state.tokenizers[static.model])
+        return static
+    policy = state.policy.current
+    counter = counting_model(policy, requested)
+    tokenizer = state.tokenizers[counter] if counter is not None else "estimate"
+    tokens = count_chat_tokens(body, tokenizer)
+    cls = state.classify(body["messages"]) if state.classify is not None else None
+    facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)
+    decision = decide(facts, policy)
+    out.decision = decision
+    chosen = state.tokenizers[decision.model]
+    out.prompt_tokens = tokens if chosen == tokenizer else count_chat_tokens(body, chosen)
+    return decision
 
 
 def _estimate(state: AppState, out: Outcome, model: str, max_tokens: int | None, n: int) -> None:

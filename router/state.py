@@ -7,6 +7,7 @@ network: transports connect lazily on the first request.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,9 +15,13 @@ from dataclasses import dataclass, field
 from router.auth import KeyRing
 from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
+from router.policy import PolicyReloader, default_policy_path
+from router.policy.request import Classify, load_classifier
 from router.tokens import configure_offline, text_counter, tokenizer_for
 from router.upstream.base import Target, Transport, build_target
 from router.upstream.dispatch import Dispatcher
+
+log = logging.getLogger("router")
 
 
 @dataclass
@@ -28,10 +33,16 @@ class AppState:
     tokenizers: dict[str, str]
     dispatcher: Dispatcher
     transports: dict[str, Transport]
+    #: None when config.yaml sets ``policy: null``.
+    policy: PolicyReloader | None = None
+    #: None when the classifier's weights cannot be loaded (routing treats it as unsure).
+    classify: Classify | None = None
     ready: bool = False
     extras: dict[str, object] = field(default_factory=dict)
 
     async def aclose(self) -> None:
+        if self.policy is not None:
+            self.policy.stop()
         for transport in self.transports.values():
             await transport.aclose()
 
@@ -62,6 +73,12 @@ def build_state(
         backoff_max_s=server.retry_backoff_max_s,
     )
     keys = KeyRing(resolve_key_hashes(config, env_map), require_key=config.auth.require_key)
+    policy = None
+    if config.policy is not None:  # raises PolicyError (file:line: key) on a bad policy
+        policy = PolicyReloader(default_policy_path(config), config, catalogue)
+    classify, why = load_classifier()
+    if classify is None:
+        log.warning("classifier unavailable (%s): routing treats every request as unsure", why)
     return AppState(
         config=config,
         catalogue=catalogue,
@@ -70,4 +87,6 @@ def build_state(
         tokenizers=tokenizers,
         dispatcher=dispatcher,
         transports=transports,
+        policy=policy,
+        classify=classify,
     )

@@ -31,15 +31,21 @@ def _is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from router.cli import UsageError
     from router.config import DEV_KEY_SHA256, ConfigError, default_config_path, load_config
+    from router.policy import PolicyError
 
     path = args.config or str(default_config_path())
     try:
         cfg = load_config(path)
         from router.costs.pricing import resolve_catalogue
 
-        resolve_catalogue(cfg)  # every model must have a price: fail here, not in a worker
-    except ConfigError as exc:
-        print(f"router serve: invalid config:\n{exc}", file=sys.stderr)
+        catalogue = resolve_catalogue(cfg)  # every model needs a price: fail here, not in a worker
+        if cfg.policy is not None:
+            from router.policy import default_policy_path, load_policy
+
+            load_policy(default_policy_path(cfg), cfg, catalogue)
+    except (ConfigError, PolicyError) as exc:
+        what = "policy" if isinstance(exc, PolicyError) else "config"
+        print(f"router serve: invalid {what}:\n{exc}", file=sys.stderr)
         return 2
     server = cfg.server
     host = args.host or server.host

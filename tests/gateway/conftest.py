@@ -21,6 +21,7 @@ server:
   shutdown_grace_seconds: 10
 store:
   url: sqlite:///{tmp}/router.db
+policy: policy.yaml
 auth:
   keys:
     - {{alias: tests, key_env: TEST_GATEWAY_KEY, user: alice, team: search}}
@@ -106,6 +107,23 @@ models:
     api_key_env: FAKE_UPSTREAM_KEY
 """
 
+POLICY = """
+version: 1
+tasks:
+  reasoning: {min_capability: 60}
+  expression: {min_capability: 40}
+low_confidence: {below: 0.6, treat_as: all_tasks}
+when_none_qualify: most_capable
+models:
+  gpt-4o-mini: {reasoning: 40, expression: 45}
+  gpt-4o: {reasoning: 70, expression: 70}
+  claude-fake: {reasoning: 72, expression: 72}
+reference_model: gpt-4o
+constraints: {max_cost_per_request_usd: 1.0, max_fallbacks: 2}
+routes:
+  auto-best: {objective: most_capable}
+"""
+
 ENV = {
     "TEST_GATEWAY_KEY": GATEWAY_KEY,
     "TEST_LIMITED_KEY": LIMITED_KEY,
@@ -126,6 +144,7 @@ def write_config(tmp: Path, fake_url: str) -> Path:
 
     path = tmp / "config.yaml"
     path.write_text(CONFIG.format(tmp=tmp, fake=fake_url, dead_port=free_port()))
+    (tmp / "policy.yaml").write_text(POLICY)
     return path
 
 

@@ -57,10 +57,20 @@ def test_parameters_pass_through_untouched(client: openai.OpenAI, fake: Proc) ->
         assert body[key] == value, key
 
 
-def test_auto_resolves_to_default_model(client: openai.OpenAI) -> None:
+def test_auto_routes_by_task_to_the_cheapest_model_meeting_the_bar(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": "hi"}])
+        model="auto", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-router-task": "expression"})
     assert raw.headers["x-router-model"] == "gpt-4o-mini"
+    assert raw.headers["x-router-task"] == "expression"
+    assert raw.headers["x-router-task-source"] == "override"
+    assert raw.headers["x-router-route"] == "auto"
+    assert raw.headers["x-router-reference-model"] == "gpt-4o"
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto:reasoning", messages=[{"role": "user", "content": "hi"}])
+    # gpt-4o-mini is below the reasoning bar; claude-fake ($1/$5 per 1M) is cheaper than gpt-4o
+    assert raw.headers["x-router-model"] == "claude-fake"
+    assert raw.headers["x-router-task-source"] == "route"
 
 
 def test_stream_relays_chunks_and_hides_usage_chunk_not_asked_for(client: openai.OpenAI) -> None:
