@@ -104,6 +104,7 @@ class _Pending:
     amount: int
     keys: tuple[str, ...]
     expires_at: float
+    expired: bool = False  # freed locally after the reservation TTL; a late settle still counts
 
 
 class LeaseManager:
@@ -207,7 +208,7 @@ class LeaseManager:
                     got = self._take(request_id, budgets, windows, refs, ckeys, amount, now)
                     if isinstance(got, Reservation):
                         return got
-                    res = await self._grant(budgets, ckeys, got, now)
+                    res = await self._grant(budgets, ckeys, got, amount, now)
                     if res is None:  # granted: take it before anything else runs
                         got = self._take(request_id, budgets, windows, refs, ckeys, amount, now)
                         if isinstance(got, Reservation):
@@ -226,6 +227,7 @@ class LeaseManager:
         budgets: Sequence[BudgetSpec],
         ckeys: Sequence[str],
         needs: Sequence[tuple[int, int]],
+        unit: int,
         now: float,
     ) -> tuple[str, int, int] | None:
         """Run LEASE for the budgets in ``needs``. None when granted; ("over", index, used) or
@@ -241,7 +243,7 @@ class LeaseManager:
         lv = self.leases
         head = f"{now!r} {lv.ttl_s!r} {lv.fraction!r} {lv.max_micro} {len(needs)} {self._dedup_ms}"
         ln = " ".join(
-            f"{budgets[i].limit_micro} {need} {give}"
+            f"{budgets[i].limit_micro} {need} {give} {unit}"
             for (i, need), give in zip(needs, gives, strict=True)
         )
         try:
@@ -272,24 +274,39 @@ class LeaseManager:
 
     # -- finishing, expiry, renewal ----------------------------------------------------------
 
-    def finish(self, request_id: str, keys: Sequence[str], consumed: int) -> None:
-        """A leased reservation ended: ``consumed`` µ$ of each lease became spend (0 for a
-        release). Mirrors what the FINISH script does to the lease records."""
+    def finish(self, request_id: str, keys: Sequence[str], consumed: int) -> bool:
+        """A leased reservation ended: ``consumed`` µ$ of each lease becomes spend (0 for a
+        release). Returns whether the FINISH script should take ``consumed`` from the lease
+        records too: only for a request this replica still tracks, so both sides always move
+        together. (An unknown one — a retried settle, or one forgotten long after it expired —
+        leaves the leases alone: at worst its money stays leased until the lease is returned.)"""
         p = self._pending.pop(request_id, None)
+        if p is None:
+            return False
         for key in keys:
             lease = self.leases.by_key.get(key)
             if lease is None:
                 continue
-            if p is not None:
+            if not p.expired:
                 lease.in_flight -= p.amount
             lease.held -= consumed
+        return True
 
     def expire(self, now: float) -> int:
-        """Free leased reservations never settled (their money stays in the lease)."""
-        gone = [rid for rid, p in self._pending.items() if p.expires_at <= now]
-        for rid in gone:
-            self.finish(rid, self._pending[rid].keys, 0)
-        return len(gone)
+        """Free leased reservations never settled (their money stays in the lease); forget
+        them a reservation TTL later (see :meth:`finish` for a settle after that)."""
+        n = 0
+        for rid, p in list(self._pending.items()):
+            if p.expired and p.expires_at + self._ttl_r <= now:
+                del self._pending[rid]
+            elif not p.expired and p.expires_at <= now:
+                for key in p.keys:
+                    lease = self.leases.by_key.get(key)
+                    if lease is not None:
+                        lease.in_flight -= p.amount
+                p.expired = True
+                n += 1
+        return n
 
     def _start_heartbeat(self) -> None:
         if self._beat is None or self._beat.done():

@@ -218,11 +218,13 @@ return 'ok ' .. fmt(reserved)
 #: Take or top up leases: a replica's slice of budgets, reserved in Redis like a long-lived
 #: reservation of one counter (key P:r:L.<replica>.<n>, in the expiry set, swept like any).
 #: KEYS: x, then (counter key, lease key) per budget.
-#: ARGV: "now ttl_s fraction max_micro n dedup_ms", "limit need give" per budget.
+#: ARGV: "now ttl_s fraction max_micro n dedup_ms", "limit need give unit" per budget.
 #: ``give`` is first handed back from the lease (its unused part, when the replica must re-check
-#: it against a changed limit). Then the grant per budget: max(need, fraction x free, capped at
-#: max_micro), at most free; nothing is granted unless every budget has ``need`` free. A lease
-#: key that exists but is no longer live is never revived (the replica starts a new lease).
+#: it against a changed limit). Then the grant per budget: fraction x free (capped at
+#: max_micro, at most free), rounded down to ``need`` plus whole ``unit``s (the request's
+#: amount, so that equal requests leave no unusable fragment), and at least ``need``; nothing
+#: is granted unless every budget has ``need`` free. A lease key that exists but is no longer
+#: live is never revived (the replica starts a new lease).
 #: Returns "ok g1 s1 r1 g2 s2 r2 ..." (r after the grant), "over j used" or "gone j".
 LEASE = (
     PRELUDE
@@ -239,7 +241,7 @@ for j = 1, n do
   if st and st ~= 'live' then return 'gone ' .. j end
 end
 for j = 1, n do
-  local give = tonumber(ln[3 * j])
+  local give = tonumber(ln[4 * j - 1])
   if give > 0 then
     local a = tonumber(redis.call('HGET', KEYS[2 * j + 1], 'a')) or 0
     if give > a then give = a end
@@ -252,13 +254,18 @@ for j = 1, n do
   local v = redis.call('HMGET', KEYS[2 * j], 's', 'r')
   sv[j] = tonumber(v[1]) or 0
   rv[j] = tonumber(v[2]) or 0
-  local free = tonumber(ln[3 * j - 2]) - sv[j] - rv[j]
-  local need = tonumber(ln[3 * j - 1])
+  local free = tonumber(ln[4 * j - 3]) - sv[j] - rv[j]
+  local need = tonumber(ln[4 * j - 2])
+  local unit = tonumber(ln[4 * j])
   if free < need then return 'over ' .. j .. ' ' .. fmt(sv[j] + rv[j]) end
   local x = math.floor(free * frac)
   if maxg > 0 and x > maxg then x = maxg end
-  if x < need then x = need end
   if x > free then x = free end
+  if x <= need or unit <= 0 then
+    x = need
+  else  -- whole requests only: a lease never ends with a fragment too small for one
+    x = need + math.floor((x - need) / unit) * unit
+  end
   g[j] = x
 end
 local exp = ffmt(now + tonumber(h[2]))

@@ -318,7 +318,8 @@ class RedisStore(BudgetStore):
         consumed = 0
         if reservation.leases and self.leasing is not None:
             consumed = min(actual, reservation.amount_micro) if op == "settle" else 0
-            self.leasing.finish(rid, reservation.leases, consumed)
+            if not self.leasing.finish(rid, reservation.leases, consumed):
+                consumed = 0
             if consumed:
                 leases = reservation.leases
         entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob, leases, consumed)
