@@ -154,3 +154,33 @@ async def test_journal_survives_a_replica_restart(
         assert (st.spent_micro, st.reserved_micro) == (400, 0)
     finally:
         await again.close()
+
+
+async def test_leases_keep_serving_exactly_through_an_outage(
+    persistent_redis: RedisServer, tmp_path: Path
+) -> None:
+    store = RedisStore(persistent_redis.url, fail_mode="closed", prefix="fl",
+                       journal_path=str(tmp_path / "j.db"), socket_timeout_s=0.2,
+                       retry_interval_s=0.05, lease_fraction=0.5)  # fmt: skip
+    try:
+        now = time.time()
+        r1 = await store.reserve("r1", [BUDGET], 100, now)  # takes a lease of 500
+        persistent_redis.stop()
+        r2 = await store.reserve("r2", [BUDGET], 300, now)  # from the lease: no Redis needed
+        assert r2.leases and not r2.local
+        with pytest.raises(StoreUnavailable):  # past what the lease holds: closed
+            await store.reserve("r3", [BUDGET], 200, now)
+        for r in (r1, r2):
+            assert (await store.settle(r, r.amount_micro, row(r.request_id))).deferred
+        persistent_redis.start()
+        await wait_available(store)
+        (st,) = await store.budget_status([BUDGET], now)
+        assert st.spent_micro == 400 and st.spent_micro + st.reserved_micro <= 1000
+    finally:
+        await store.close()
+    check = RedisStore(persistent_redis.url, prefix="fl")
+    try:
+        (st,) = await check.budget_status([BUDGET], now)
+        assert (st.spent_micro, st.reserved_micro) == (400, 0)
+    finally:
+        await check.close()
