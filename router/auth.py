@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from router.budgets.spec import BudgetSpec, Period, RateLimitSpec, Scope
 from router.config import KeyConfig
 from router.errors import AuthenticationFailed
 
@@ -21,13 +22,25 @@ class Caller:
     user: str
     team: str
     models: frozenset[str] | None
+    #: The key's own budgets and rate limits (config.yaml or the admin API).
+    budgets: tuple[BudgetSpec, ...] = ()
+    rate_limits: tuple[RateLimitSpec, ...] = ()
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
 
 
 def caller_of(key: KeyConfig) -> Caller:
-    return Caller(key.alias, key.user, key.team, frozenset(key.models) if key.models else None)
+    budgets = tuple(
+        BudgetSpec(Scope.KEY, key.alias, Period(period), round(usd * 1_000_000))
+        for period, usd in key.budget_usd.items()
+    )
+    rates: tuple[RateLimitSpec, ...] = ()
+    if key.requests_per_minute or key.tokens_per_minute:
+        rates = (RateLimitSpec(Scope.KEY, key.alias, key.requests_per_minute,
+                               key.tokens_per_minute),)
+    models = frozenset(key.models) if key.models else None
+    return Caller(key.alias, key.user, key.team, models, budgets, rates)
 
 
 class KeyRing:

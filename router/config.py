@@ -114,6 +114,22 @@ class ServerConfig(_Strict):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///./router-data/router.db"
+    #: IANA zone the daily/weekly/monthly budget windows follow.
+    timezone: str = "UTC"
+    #: Redis unreachable: ``closed`` refuses requests (503), ``open`` serves them and reconciles
+    #: the spend when Redis returns.
+    fail_mode: Literal["closed", "open"] = "closed"
+    #: An unsettled reservation (a crashed replica) is freed after this long; keep it above the
+    #: longest request.
+    reservation_ttl_s: float = Field(1800.0, gt=0)
+    #: Always reserve the worst case (prompt + max_tokens or the model's output limit). Off: a
+    #: request without max_tokens that does not fit reserves its expected output instead and is
+    #: capped at it (see docs/budgets.md).
+    strict_reservations: bool = False
+    #: Redis only: fraction of a budget a replica may lease to reserve in memory (0: off).
+    lease_fraction: float = Field(0.0, ge=0, le=0.5)
+    #: Redis fail_mode open: where the outage journal lives (default: next to nothing, memory).
+    journal_path: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -132,6 +148,12 @@ class KeyConfig(_Strict):
     user: str = "default"
     team: str = "default"
     models: tuple[str, ...] | None = None  # allowed models (None: all)
+    #: The key's own budget per period, in USD, e.g. {daily: 5, monthly: 50}.
+    budget_usd: dict[Literal["daily", "weekly", "monthly", "total"], float] = Field(
+        default_factory=dict
+    )
+    requests_per_minute: int | None = Field(None, gt=0)
+    tokens_per_minute: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> KeyConfig:

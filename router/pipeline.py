@@ -13,14 +13,24 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from router.accounting import Hold
 from router.auth import Caller
+from router.budgets import STATUS_DISCONNECTED, STATUS_ERROR, STATUS_OK, LedgerRow
 from router.costs.estimate import actual_cost_micro, cost_micro, estimate_request_micro
 from router.decide import Decision, decide_static
 from router.errors import ContextTooLong, GatewayError, UpstreamError
-from router.policy import RouteDecision, RouteFacts, decide, decision_headers
+from router.policy import (
+    Policy,
+    RouteDecision,
+    RouteFacts,
+    decide,
+    decision_headers,
+    reference_cost_micro,
+)
 from router.policy.request import counting_model, parse_task_header
 from router.sse import StreamRelay, error_event
 from router.state import AppState
@@ -30,6 +40,9 @@ from router.upstream.dispatch import Dispatched
 from router.validate import check_chat, check_embeddings
 
 log = logging.getLogger("router.request")
+
+#: Ledger status of a stream the upstream broke off: charged for what it generated.
+STATUS_PARTIAL = "upstream_error"
 
 JSON = "application/json"
 
@@ -51,6 +64,11 @@ class Outcome:
     #: Integer micro-dollars: expected before the call, and from the usage after it.
     estimate_micro: int | None = None
     actual_micro: int | None = None
+    reference_micro: int | None = None
+    #: The budget reservation until it is settled or released.
+    hold: Hold | None = None
+    #: The routing policy that decided (None without one).
+    policy: Policy | None = None
     attempts: int = 0
     status: int = 200
     error: str | None = None
@@ -121,20 +139,63 @@ async def handle_chat(
         client_wants_usage = bool(options.get("include_usage"))
         body["stream_options"] = {**options, "include_usage": True}
 
-    dispatched = await state.dispatcher.call(decision.chain, "chat/completions", body, stream)
+    hold = await state.accountant.reserve(
+        out.request_id, out.caller, out.policy, state.catalogue[decision.model],
+        out.prompt_tokens, max_tokens, n, decision.task,
+    )
+    out.hold = hold
+    cap = hold.capped_output
+    if cap is not None:  # admitted on the expected output near a budget's end: enforce it
+        body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = cap
+        out.extra["capped_output"] = cap
+    try:
+        dispatched = await state.dispatcher.call(decision.chain, "chat/completions", body, stream)
+    except GatewayError as exc:
+        out.status, out.error = exc.status_code, exc.type
+        await state.accountant.release(hold, ledger_row(state, out, STATUS_ERROR))
+        raise
     out.served_by = dispatched.target.name
     out.attempts = len(dispatched.attempts)
     if dispatched.target.name != decision.model:
         out.prompt_tokens = count_chat_tokens(body, state.tokenizers[dispatched.target.name])
         _estimate(state, out, dispatched.target.name, max_tokens, n)
     if not stream:
-        return _complete(state, out, dispatched)
+        response = _complete(state, out, dispatched)
+        await _settle(state, out, STATUS_OK)
+        return response
     relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
     return StreamingResponse(
         _relay(state, out, dispatched, relay),
         media_type="text/event-stream",
         headers={**out.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+def ledger_row(state: AppState, out: Outcome, status: str) -> LedgerRow:
+    """The spend ledger's row for this request (costs in integer micro-dollars)."""
+    decision = out.decision
+    prompt = out.prompt_tokens if out.usage_prompt_tokens is None else out.usage_prompt_tokens
+    actual = out.actual_micro if status != STATUS_ERROR and out.actual_micro is not None else 0
+    reference = 0
+    if out.policy is not None and status != STATUS_ERROR:
+        reference = reference_cost_micro(out.policy, prompt, out.completion_tokens) or 0
+    out.reference_micro = reference
+    caller = out.caller
+    return LedgerRow(
+        out.request_id, out.served_by or (decision.model if decision else ""), caller.alias,
+        caller.user, caller.team, decision.task if decision is not None else None, prompt,
+        out.completion_tokens, out.estimate_micro or 0, actual, reference, status,
+    )
+
+
+async def _settle(state: AppState, out: Outcome, status: str) -> None:
+    if out.hold is None:
+        return
+    hold, out.hold = out.hold, None
+    row = ledger_row(state, out, status)
+    overshoot = await state.accountant.settle(hold, out.actual_micro or 0, row)
+    if overshoot:
+        out.extra["overshoot_micro"] = overshoot
 
 
 def _task_override(body: dict[str, Any], request_headers: Any) -> str | None:
@@ -161,13 +222,14 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
         out.decision = static
         out.prompt_tokens = count_chat_tokens(body, state.tokenizers[static.model])
         return static
-    policy = state.policy.current
+    policy = out.policy = state.policy.current
     counter = counting_model(policy, requested)
     tokenizer = state.tokenizers[counter] if counter is not None else "estimate"
     tokens = count_chat_tokens(body, tokenizer)
     cls = state.classify(body["messages"]) if state.classify is not None else None
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)
-    decision = decide(facts, policy)
+    budgets = policy.budget_rules.for_caller(out.caller)[0]
+    decision = decide(facts, policy, budget=state.accountant.view.state(budgets))
     out.decision = decision
     chosen = state.tokenizers[decision.model]
     out.prompt_tokens = tokens if chosen == tokenizer else count_chat_tokens(body, chosen)
@@ -225,6 +287,8 @@ async def _relay(
             if chunk:
                 if relay.first_byte_at is None:
                     relay.first_byte_at = time.perf_counter()
+                if relay.done:  # record the request before the client learns it completed
+                    await _finish_stream(state, out, relay, STATUS_OK)
                 yield chunk
         if not relay.done:
             out.status, out.error = 502, "upstream ended the stream without [DONE]"
@@ -237,11 +301,16 @@ async def _relay(
         out.status, out.error = 499, "client disconnected"
         raise
     finally:
-        await response.aclose()
-        _finish_stream(state, out, relay)
+        # a disconnect cancels this task; the cleanup must still run to the end
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+            if out.hold is not None:  # not settled yet: failed or cut short, charge what ran
+                status = STATUS_DISCONNECTED if out.status == 499 else STATUS_PARTIAL
+                await _finish_stream(state, out, relay, status)
+        log_outcome(out)
 
 
-def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay) -> None:
+async def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay, status: str) -> None:
     tokens = _usage_tokens(relay.usage)
     if tokens is not None:
         out.usage_prompt_tokens, out.completion_tokens = tokens
@@ -250,7 +319,7 @@ def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay) -> None:
         out.completion_tokens = sum(count_text_tokens(t, tokenizer) for t in relay.generated_text())
         out.extra["usage_source"] = "counted"
     _settle_cost(state, out, relay.usage)
-    log_outcome(out)
+    await _settle(state, out, status)
 
 
 async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome) -> Response:
@@ -260,11 +329,22 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     decision = decide_static(state.config, requested, out.caller, mode="embedding")
     out.decision = decision
     out.prompt_tokens = count_embedding_input(body.get("input"), state.tokenizers[decision.model])
-    out.estimate_micro = cost_micro(state.catalogue[decision.model].price, out.prompt_tokens, 0)
-    dispatched = await state.dispatcher.call(decision.chain, "embeddings", body, False)
+    priced = state.catalogue[decision.model]
+    out.estimate_micro = cost_micro(priced.price, out.prompt_tokens, 0)
+    policy = state.policy.current if state.policy is not None else None
+    out.hold = await state.accountant.reserve(out.request_id, out.caller, policy, priced,
+                                              out.prompt_tokens, None, 1, None)
+    try:
+        dispatched = await state.dispatcher.call(decision.chain, "embeddings", body, False)
+    except GatewayError as exc:
+        out.status, out.error = exc.status_code, exc.type
+        await state.accountant.release(out.hold, ledger_row(state, out, STATUS_ERROR))
+        raise
     out.served_by = dispatched.target.name
     out.attempts = len(dispatched.attempts)
-    return _complete(state, out, dispatched)
+    response = _complete(state, out, dispatched)
+    await _settle(state, out, STATUS_OK)
+    return response
 
 
 def log_outcome(out: Outcome, exc: GatewayError | None = None) -> None:

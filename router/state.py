@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 
+from router.accounting import Accountant
 from router.auth import KeyRing
+from router.budgets import BudgetStore, open_store
 from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
 from router.policy import PolicyReloader, default_policy_path
@@ -33,6 +36,8 @@ class AppState:
     tokenizers: dict[str, str]
     dispatcher: Dispatcher
     transports: dict[str, Transport]
+    store: BudgetStore
+    accountant: Accountant
     #: None when config.yaml sets ``policy: null``.
     policy: PolicyReloader | None = None
     #: None when the classifier's weights cannot be loaded (routing treats it as unsure).
@@ -45,6 +50,7 @@ class AppState:
             self.policy.stop()
         for transport in self.transports.values():
             await transport.aclose()
+        await self.store.close()
 
 
 def build_state(
@@ -76,6 +82,7 @@ def build_state(
     policy = None
     if config.policy is not None:  # raises PolicyError (file:line: key) on a bad policy
         policy = PolicyReloader(default_policy_path(config), config, catalogue)
+    store = open_budget_store(config)
     classify, why = load_classifier()
     if classify is None:
         log.warning("classifier unavailable (%s): routing treats every request as unsure", why)
@@ -87,6 +94,20 @@ def build_state(
         tokenizers=tokenizers,
         dispatcher=dispatcher,
         transports=transports,
+        store=store,
+        accountant=Accountant(store, config),
         policy=policy,
         classify=classify,
     )
+
+
+def open_budget_store(config: Config) -> BudgetStore:
+    """The configured budget store (nothing connects until the first request)."""
+    sc = config.store
+    options: dict[str, Any] = {}
+    if not sc.url.startswith("sqlite"):
+        options["lease_fraction"] = sc.lease_fraction
+        if sc.journal_path:
+            options["journal_path"] = sc.journal_path
+    return open_store(sc.url, timezone=sc.timezone, fail_mode=sc.fail_mode,
+                      reservation_ttl_s=sc.reservation_ttl_s, **options)

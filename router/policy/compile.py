@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from router.policy.budgets import BudgetRules, compile_rules
 from router.policy.errors import PolicyError
 from router.policy.schema import (
     BUILTIN_ROUTES,
@@ -116,6 +117,8 @@ class Policy:
     costs: CostsConfig | None
     key_aliases: frozenset[str]
     warnings: tuple[str, ...] = ()
+    #: ``budgets:`` and ``rate_limits:`` indexed by scope.
+    budget_rules: BudgetRules = field(default_factory=BudgetRules)
     #: ``rows`` joined with ``catalogue`` once, at load time (and by name).
     priced: tuple[PricedRow, ...] = ()
     priced_by_name: Mapping[str, PricedRow] = field(default_factory=dict)
@@ -457,6 +460,7 @@ def build_policy(
         costs=config.costs,
         key_aliases=frozenset(k.alias for k in config.auth.keys),
         warnings=tuple(checker.warnings),
+        budget_rules=compile_rules(spec.budgets, spec.rate_limits),
         priced=priced,
         priced_by_name={r.name: r for r in priced},
     )

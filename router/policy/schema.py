@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from router.policy.budgets import BudgetsSpec, RateLimitsSpec
+
 #: The task classes of the classifier (:data:`router.classify.model.TASKS`), repeated here so
 #: that loading a policy never imports numpy; a test keeps the two in step.
 Task = Literal["reasoning", "expression"]
@@ -182,6 +184,10 @@ class PolicyFile(_Strict):
     #: Requests naming the key are served as if they named the value (a model or a route).
     #: Applied once: rewrites do not chain.
     rewrites: dict[str, Name] = Field(default_factory=dict)
+    #: Spending limits per scope and period (see router/policy/budgets.py).
+    budgets: BudgetsSpec = BudgetsSpec()
+    #: Requests and tokens per minute per scope.
+    rate_limits: RateLimitsSpec = RateLimitsSpec()
 
     @field_validator("models")
     @classmethod

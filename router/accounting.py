@@ -1,0 +1,174 @@
+"""Steps 5, 7 and 8 of the request flow: reserve, settle, record.
+
+Before the call the worst-case cost is reserved atomically on every budget that applies (or the
+request is refused with 429 before any upstream call); after it the actual cost from the usage
+is settled and the ledger row written in the same atomic step; a failed call releases the
+reservation and records a zero-cost row. Every request writes a ledger row, budgets or not.
+
+The policy's near-budget behaviour needs "how much of each budget is used" *before* the choice,
+while the store reports it *after* a reservation: :class:`BudgetView` keeps the fractions from
+this process's latest reservations (one request stale, no extra store call per request).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from router.auth import Caller
+from router.budgets import (
+    STATUS_DISCONNECTED,
+    STATUS_ERROR,
+    STATUS_OK,
+    BudgetExceeded,
+    BudgetSpec,
+    BudgetStore,
+    LedgerRow,
+    RateLimited,
+    RateLimitSpec,
+    Reservation,
+    ReservePlan,
+    StoreUnavailable,
+    reservation_amount,
+)
+from router.budgets.spec import BudgetStatus
+from router.config import Config
+from router.costs.estimate import FALLBACK_MAX_OUTPUT_TOKENS, cost_micro, expected_completion_tokens
+from router.costs.pricing import PricedModel
+from router.errors import ServiceUnavailable, TooManyRequests
+from router.policy import BudgetState, Policy
+
+
+class BudgetExceededError(TooManyRequests):
+    type = "budget_exceeded"
+    default_code = "budget_exceeded"
+
+
+def budget_error(exc: BudgetExceeded) -> BudgetExceededError:
+    d = exc.details()
+    reset = d.get("reset_at") or "never (total budget)"
+    message = (
+        f"Budget exceeded: the {exc.period} budget of {exc.scope} '{exc.scope_id}' is "
+        f"${exc.limit_micro / 1e6:.6f}; ${exc.spent_micro / 1e6:.6f} is spent or reserved and "
+        f"this request needs up to ${exc.requested_micro / 1e6:.6f}. It resets at {reset}."
+    )
+    headers = {}
+    if exc.reset_at is not None:
+        headers["retry-after"] = str(max(1, int(exc.reset_at - time.time()) + 1))
+    return BudgetExceededError(message, headers=headers)
+
+
+def rate_error(exc: RateLimited) -> TooManyRequests:
+    return TooManyRequests(str(exc), headers={"retry-after": exc.retry_after_header})
+
+
+class BudgetView:
+    """Fraction used per budget, from this process's latest reservations."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, float] = {}
+
+    @staticmethod
+    def label(b: BudgetSpec) -> str:
+        return f"{b.scope}:{b.scope_id}/{b.period}"
+
+    def update(self, statuses: tuple[BudgetStatus, ...]) -> None:
+        for s in statuses:
+            limit = s.budget.limit_micro
+            self._used[self.label(s.budget)] = s.used_micro / limit if limit > 0 else 1.0
+
+    def state(self, budgets: tuple[BudgetSpec, ...]) -> BudgetState | None:
+        if not budgets or not self._used:
+            return None
+        used = {}
+        for b in budgets:
+            fraction = self._used.get(self.label(b))
+            if fraction is not None:
+                used[self.label(b)] = fraction
+        return BudgetState(used=used) if used else None
+
+
+@dataclass(slots=True)
+class Hold:
+    """A live reservation and the plan it came from."""
+
+    reservation: Reservation
+    plan: ReservePlan
+
+    @property
+    def capped_output(self) -> int | None:
+        """Admitted on the expected (not worst-case) output: the max_tokens to enforce."""
+        r = self.reservation.amount_micro
+        return self.plan.output_cap(r) if r < self.plan.amount_micro else None
+
+
+class Accountant:
+    def __init__(self, store: BudgetStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.view = BudgetView()
+
+    def applicable(
+        self, policy: Policy | None, caller: Caller
+    ) -> tuple[tuple[BudgetSpec, ...], tuple[RateLimitSpec, ...]]:
+        if policy is not None:
+            return policy.budget_rules.for_caller(caller)
+        return caller.budgets, caller.rate_limits
+
+    async def reserve(
+        self,
+        request_id: str,
+        caller: Caller,
+        policy: Policy | None,
+        priced: PricedModel,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        n: int,
+        task: str | None,
+    ) -> Hold:
+        """Reserve this request's worst case on every applicable budget, or raise 429/503."""
+        budgets, rates = self.applicable(policy, caller)
+        price = priced.price
+        limit = priced.limits.max_output_tokens or FALLBACK_MAX_OUTPUT_TOKENS
+        expected = expected_completion_tokens(None, task, prompt_tokens, self.config.costs)
+        plan = reservation_amount(
+            prompt_cost_micro=cost_micro(price, prompt_tokens, 0),
+            output_micro_per_1m=price.output_per_1m_micro * n,
+            max_tokens=max_tokens,
+            output_limit=limit,
+            expected_output_tokens=min(expected, limit),
+            strict=self.config.store.strict_reservations,
+        )
+        try:
+            reservation = await self.store.reserve(
+                request_id, budgets, plan.amount_micro, fallback_micro=plan.fallback_micro,
+                rate_limits=rates, tokens=prompt_tokens,
+            )
+        except BudgetExceeded as exc:
+            raise budget_error(exc) from None
+        except RateLimited as exc:
+            raise rate_error(exc) from None
+        except StoreUnavailable as exc:
+            raise ServiceUnavailable(f"The budget store is unavailable: {exc}") from None
+        if reservation.status:
+            self.view.update(reservation.status)
+        return Hold(reservation, plan)
+
+    async def settle(self, hold: Hold, actual_micro: int, row: LedgerRow) -> int:
+        """Settle to the actual cost and write the ledger row; returns the overshoot in µ$."""
+        result = await self.store.settle(hold.reservation, actual_micro, row)
+        return result.overshoot_micro
+
+    async def release(self, hold: Hold, row: LedgerRow) -> None:
+        await self.store.release(hold.reservation, row)
+
+
+__all__ = [
+    "STATUS_DISCONNECTED",
+    "STATUS_ERROR",
+    "STATUS_OK",
+    "Accountant",
+    "BudgetExceededError",
+    "BudgetView",
+    "Hold",
+]
