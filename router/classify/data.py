@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.classify.model import TASKS
+from router.classify.overrides import TASKS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent
@@ -99,6 +99,16 @@ def row_weights(rows: Sequence[Row]) -> list[float]:
     for r, w in zip(rows, raw, strict=True):
         totals[(r.lang, r.label)] += w
     return [w / totals[(r.lang, r.label)] for r, w in zip(rows, raw, strict=True)]
+
+
+def class_balanced_weights(rows: Sequence[Row]) -> list[float]:
+    """Every row counts the same, except that each (language, label) totals the same weight.
+
+    Used for calibration: unlike :func:`row_weights`, big sources are not discounted, so the
+    confidence is calibrated for rows as they come, with both classes equally likely.
+    """
+    sizes = Counter((r.lang, r.label) for r in rows)
+    return [1.0 / sizes[(r.lang, r.label)] for r in rows]
 
 
 def describe(rows: Iterable[Row]) -> dict[str, dict[str, int]]:

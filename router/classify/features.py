@@ -1,28 +1,27 @@
-"""Text extraction and hashed features for the task classifier.
+"""Hashed features for the task classifier, vectorised so a 500-token prompt costs microseconds.
 
-Everything here is vectorised with numpy so that a ~500-token prompt costs tens of
-microseconds, not milliseconds:
-
-1. The text is mapped code point by code point through two lookup tables: a canonical form
-   (lower case, full-width ASCII folded to half-width, Chinese punctuation folded to ASCII,
-   every digit mapped to 0) and a class (separator, word character, CJK character, symbol).
-2. Tokens are runs of word characters, or single CJK characters, or single symbols. So English
-   is split into words and Chinese into characters, and token bigrams/trigrams over Chinese are
+1. Every character is mapped through lookup tables (``bytes.translate`` for ASCII text, numpy
+   gathers over UTF-16 units otherwise) to a canonical code (lower case, full-width ASCII and
+   Chinese punctuation folded to ASCII, digits and separators to 0), and to two flags: "word
+   character" and "token character".
+2. Tokens are runs of word characters, or single CJK characters, or single symbols. English is
+   split into words and Chinese into characters, so token bigrams/trigrams over Chinese are
    character bigrams/trigrams: no segmenter is needed.
-3. Each token is hashed by a polynomial rolling hash computed from one prefix sum over the whole
-   text (the hash of a span is ``(S[end] - S[start]) * P**-start``, all arithmetic mod 2**32).
-   Digits have code 0, so every number hashes to the same "number" token, whatever its value.
-4. Token unigrams, bigrams and trigrams, and unigrams/bigrams of the first and last tokens (where
-   the instruction usually is, in a long pasted document), are hashed into ``2**bits`` buckets.
-5. Explicit, language-neutral signals (writing verbs, translate/summarise/rewrite cues, maths and
-   logic cues, code syntax, LaTeX...) are counted by looking the same token hashes up in a small
-   exact-match table built from the lexicon in :mod:`router.classify.lexicon`.
+3. A token's hash is the polynomial ``sum(code[j] * P**j)`` over its characters, mod 2**32, all
+   tokens at once with one ``np.add.reduceat`` (separators have code 0, so the gap after a token
+   adds nothing). Digits have code 0 too: every number is the same "number" token.
+4. Token unigrams, bigrams and trigrams, and the unigrams/bigrams of the first and last
+   ``HEAD_TOKENS`` tokens (where the instruction sits in a long pasted document) are hashed into
+   ``2**bits`` buckets of one linear model.
+5. Explicit, language-neutral signals (writing verbs, translate/summarise/rewrite cues, maths,
+   logic and code cues...; see :mod:`router.classify.lexicon`) are counted by matching the same
+   n-gram keys against a table of cue keys laid out by bucket, in the whole text and at its ends.
 """
 
 from __future__ import annotations
 
+import math
 import unicodedata
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -33,12 +32,12 @@ U32 = np.uint32
 Array = npt.NDArray[np.uint32]
 
 # Hash constants (odd, 32-bit). Changing any of them changes the model: bump FEATURE_VERSION.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 3
 _P = 0x01000193  # rolling-hash base (FNV prime)
 _Q = 0x9E3779B1  # combines tokens into n-grams
 _MIX = 0x85EBCA6B  # multiplicative hashing into buckets
-_SALT = {"uni": 0x1B873593, "bi": 0x2C1B3C6D, "tri": 0x297A2D39, "head": 0x3C6EF372,
-         "headbi": 0x5851F42D, "cue": 0x68E31DA4}
+_OFFSET = 0x2545F491  # added to every token hash, so all-digit tokens are not 0
+_HEAD_XOR = 0x5BD1E995  # permutes the buckets of the "instruction" family (masked)
 
 HEAD_TOKENS = 24  # tokens at each end of the text that also feed the "instruction" family
 MAX_CHARS = 3072  # longest text featurised; longer text keeps its head and tail
@@ -63,14 +62,17 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
-def _build_tables() -> tuple[Array, npt.NDArray[np.uint8]]:
-    """Canonical code and token class for every code point of the BMP (astral -> symbol)."""
+def _build_tables() -> tuple[Array, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Canonical code, "is a word character", "is a token character" for every UTF-16 unit.
+
+    Surrogates (the halves of emoji and other astral characters) are symbols.
+    """
     canon = np.zeros(0x10000, dtype=U32)
     cls = np.zeros(0x10000, dtype=np.uint8)
     for o in range(0x10000):
         ch = chr(o)
         if 0xD800 <= o <= 0xDFFF:
-            canon[o], cls[o] = 0xFFFD, SYM
+            canon[o], cls[o] = o, SYM
             continue
         if 0xFF01 <= o <= 0xFF5E:  # full-width ASCII
             ch = chr(o - 0xFEE0)
@@ -84,34 +86,57 @@ def _build_tables() -> tuple[Array, npt.NDArray[np.uint8]]:
         elif ch.isalnum() or ch == "_":
             canon[o], cls[o] = ord(ch), WORD
         elif ch.isspace() or unicodedata.category(ch)[0] in "CZ":
-            canon[o], cls[o] = 32, SEP
+            canon[o], cls[o] = 0, SEP
         else:
             canon[o], cls[o] = ord(ch), SYM
-    canon[0xFFFF], cls[0xFFFF] = 0xFFFF, SYM  # astral characters (emoji...) are clipped here
-    return canon, cls
+    return canon, cls == WORD, cls != SEP
 
 
-@dataclass(frozen=True)
-class Tokens:
-    """Token spans and hashes of one text (positions index the featurised text)."""
-
-    text: str
-    starts: npt.NDArray[np.intp]
-    ends: npt.NDArray[np.intp]
-    hashes: Array
-
-
-@dataclass(frozen=True)
 class Features:
-    """Hashed bucket indices per family, with the scale of each family, plus explicit values."""
+    """One text's features.
 
-    uni: npt.NDArray[np.intp]
-    bi: npt.NDArray[np.intp]
-    tri: npt.NDArray[np.intp]
-    head: npt.NDArray[np.intp]
-    scales: tuple[float, float, float, float]
-    explicit: npt.NDArray[np.float32]
-    tokens: Tokens
+    ``keys`` are the 32-bit n-gram keys: the ``n`` token unigrams, then ``n - 1`` bigrams, then
+    ``n - 2`` trigrams; ``idx`` their buckets; ``head`` the buckets of the "instruction" family;
+    ``explicit`` the values of the explicit signals (see :attr:`Featurizer.concepts`).
+    """
+
+    __slots__ = ("_spans", "explicit", "featurizer", "head", "idx", "keys", "n", "starts", "text")
+
+    def __init__(self, featurizer: Featurizer, text: str, starts: npt.NDArray[np.intp],
+                 keys: Array, idx: npt.NDArray[np.intp], head: npt.NDArray[np.intp],
+                 explicit: npt.NDArray[np.float32]
+                 ) -> None:
+        self.featurizer = featurizer
+        self.text = text
+        self.starts = starts
+        self.n = len(starts)
+        self.keys = keys
+        self.idx = idx
+        self.head = head
+        self.explicit = explicit
+        self._spans: list[str] | None = None
+
+    def families(self) -> tuple[tuple[int, int, float], ...]:
+        """(start, stop, scale) of the unigram, bigram and trigram runs in ``idx``.
+
+        Each family is scaled by 1/sqrt(its size), so a long text does not score bigger.
+        """
+        n = self.n
+        nb, nt = max(n - 1, 0), max(n - 2, 0)
+        return ((0, n, 1 / math.sqrt(max(n, 1))), (n, n + nb, 1 / math.sqrt(max(nb, 1))),
+                (n + nb, n + nb + nt, 1 / math.sqrt(max(nt, 1))))
+
+    @property
+    def head_scale(self) -> float:
+        return 1 / math.sqrt(max(len(self.head), 1))
+
+    def span(self, i: int, ngram: int = 1) -> str:
+        """Text of the n-gram that starts at token ``i`` (slow path, for explanations)."""
+        if self._spans is None:
+            self._spans = self.featurizer.token_texts(self.text)
+        parts = self._spans[i:i + ngram]
+        cjk = all(len(x) == 1 and not x.isascii() for x in parts)
+        return ("" if cjk else " ").join(parts)
 
 
 def truncate(text: str, max_chars: int = MAX_CHARS, head: int = HEAD_CHARS) -> str:
@@ -122,136 +147,168 @@ def truncate(text: str, max_chars: int = MAX_CHARS, head: int = HEAD_CHARS) -> s
 
 
 class Featurizer:
-    """Turns text into hashed feature indices. Build once; ``featurize`` is thread-safe."""
+    """Turns text into hashed features. Build once; :meth:`featurize` is thread-safe."""
 
     def __init__(self, bits: int) -> None:
         self.bits = bits
         self.n_hashed = 1 << bits
         self._shift = U32(32 - bits)
-        self._canon, self._cls = _build_tables()
-        n = MAX_CHARS + 2
-        self._pow = np.cumprod(np.full(n, _P, dtype=U32), dtype=U32)
-        self._pow = np.concatenate([np.ones(1, dtype=U32), self._pow[:-1]])
+        self._head_xor_i = np.intp(_HEAD_XOR & (self.n_hashed - 1))
+        self._canon, self._word, self._real = _build_tables()
+        self._canon8 = bytes(int(c) if c < 256 else 0 for c in self._canon[:128]) + bytes(128)
+        self._word8 = bytes(self._word[:128].astype(np.uint8)) + bytes(128)
+        self._real8 = bytes(self._real[:128].astype(np.uint8)) + bytes(128)
+        n = 2 * MAX_CHARS + 2  # UTF-16 units: astral characters take two
         inv = pow(_P, -1, 1 << 32)
-        self._ipow = np.cumprod(np.full(n, inv, dtype=U32), dtype=U32)
-        self._ipow = np.concatenate([np.ones(1, dtype=U32), self._ipow[:-1]])
-        self._cue_bits = 16
-        self._cue_id = np.zeros(1 << self._cue_bits, dtype=np.intp)
-        self._cue_hash = np.zeros(1 << self._cue_bits, dtype=U32)
-        self.concepts: tuple[str, ...] = tuple(CONCEPTS) + STRUCTURAL
+        self._pow = np.cumprod(np.full(n, _P, dtype=U32), dtype=U32) * U32(inv)
+        self._ipow = np.cumprod(np.full(n, inv, dtype=U32), dtype=U32) * U32(_P)
+        self.concepts: tuple[str, ...] = (
+            tuple(CONCEPTS) + tuple(f"{c} (at either end)" for c in CONCEPTS) + STRUCTURAL)
+        self._cue_key = np.ones(self.n_hashed, dtype=U32)  # no cues while the table is built
+        self._cue_id = np.zeros(self.n_hashed, dtype=np.uint8)
+        self.dropped_cues: list[str] = []
         self._build_cues()
 
-    # -- tokens ------------------------------------------------------------------------------
+    # -- the hot path --------------------------------------------------------------------------
 
-    def tokens(self, text: str) -> Tokens:
-        text = truncate(text)
-        cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=U32)
-        cp = np.minimum(cp, U32(0xFFFF))
-        canon = self._canon[cp]
-        cls = self._cls[cp]
-        n = len(cls)
-        prefix = np.zeros(n + 1, dtype=U32)
-        np.cumsum(canon * self._pow[:n], dtype=U32, out=prefix[1:])
-        word = cls == WORD
-        cont = np.zeros(n + 1, dtype=bool)  # cont[i]: char i continues the word at i - 1
-        if n > 1:
-            np.logical_and(word[1:], word[:-1], out=cont[1:n])
-        real = cls != SEP
-        starts = np.flatnonzero(real & ~cont[:n])
-        ends = np.flatnonzero(real & ~cont[1:]) + 1
-        hashes = (prefix[ends] - prefix[starts]) * self._ipow[starts]
-        return Tokens(text, starts, ends, hashes)
+    def _chars(self, text: str) -> tuple[npt.NDArray[np.uint32] | npt.NDArray[np.uint8],
+                                          npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Canonical codes, word flags and token flags per character (UTF-16 unit)."""
+        if text.isascii():  # bytes.translate: a table lookup per byte, in C
+            b = text.encode("ascii")
+            return (np.frombuffer(b.translate(self._canon8), dtype=np.uint8),
+                    np.frombuffer(b.translate(self._word8), dtype=bool),
+                    np.frombuffer(b.translate(self._real8), dtype=bool))
+        return self._chars_utf16(text)
 
-    # -- hashing ---------------------------------------------------------------------------
-
-    def _bucket(self, h: Array, salt: str) -> npt.NDArray[np.intp]:
-        return (((h + U32(_SALT[salt])) * U32(_MIX)) >> self._shift).astype(np.intp)
-
-    @staticmethod
-    def _bigrams(h: Array) -> Array:
-        return h[:-1] * U32(_Q) + h[1:]  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _trigrams(h: Array) -> Array:
-        return (h[:-2] * U32(_Q) + h[1:-1]) * U32(_Q) + h[2:]  # type: ignore[no-any-return]
+    def _chars_utf16(self, text: str) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_],
+                                               npt.NDArray[np.bool_]]:
+        cu = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)
+        cu = cu.astype(np.intp)  # gathers with native indices are twice as fast
+        return self._canon[cu], self._word[cu], self._real[cu]
 
     def featurize(self, text: str) -> Features:
-        tok = self.tokens(text)
-        h = tok.hashes
-        n = len(h)
-        bi = self._bigrams(h)
-        tri = self._trigrams(h)
-        ends = np.concatenate([h[:HEAD_TOKENS], h[-HEAD_TOKENS:]]) if n > 2 * HEAD_TOKENS else h
-        head = np.concatenate([self._bucket(ends, "head"),
-                               self._bucket(self._bigrams(ends), "headbi")])
-        scales = (
-            1.0 / np.sqrt(max(n, 1)), 1.0 / np.sqrt(max(n - 1, 1)),
-            1.0 / np.sqrt(max(n - 2, 1)), 1.0 / np.sqrt(max(len(head), 1)),
-        )
-        explicit = self._explicit(tok, h, bi, tri)
-        return Features(self._bucket(h, "uni"), self._bucket(bi, "bi"), self._bucket(tri, "tri"),
-                        head, scales, explicit, tok)
-
-    # -- explicit signals ----------------------------------------------------------------------
-
-    def _cue_key(self, phrase: str) -> int:
-        h = self.tokens(phrase).hashes
-        if len(h) == 1:
-            key = h
-        elif len(h) == 2:
-            key = self._bigrams(h)
-        elif len(h) == 3:
-            key = self._trigrams(h)
+        text = truncate(text)
+        canon, word, real = self._chars(text)
+        n = len(canon)
+        first = np.empty(n, dtype=bool)  # first character of a token
+        if n:
+            first[0] = real[0]
+            np.greater(real[1:], word[1:] & word[:-1], out=first[1:])
+        starts = first.nonzero()[0]
+        t = len(starts)
+        if t == 0:
+            empty = np.zeros(0, dtype=U32)
+            none = np.zeros(0, dtype=np.intp)
+            return Features(self, text, starts, empty, none, none,
+                            np.zeros(len(self.concepts), dtype=np.float32))
+        h = np.add.reduceat(canon * self._pow[:n], starts, dtype=U32)
+        h *= self._ipow[starts]
+        h += U32(_OFFSET)
+        keys = np.empty(max(3 * t - 3, t), dtype=U32)
+        keys[:t] = h
+        bi = keys[t:2 * t - 1]
+        np.multiply(h[:-1], U32(_Q), out=bi)
+        bi += h[1:]
+        tri = keys[2 * t - 1:]
+        np.multiply(bi[:-1], U32(_Q), out=tri)
+        tri += h[2:]
+        idx = np.empty(len(keys), dtype=np.intp)  # native indices: faster gathers
+        np.right_shift(keys * U32(_MIX), self._shift, out=idx, casting="unsafe")
+        e = HEAD_TOKENS
+        if t > 2 * e:
+            b = 2 * t - 1
+            head = np.concatenate((idx[:e], idx[t - e:t], idx[t:t + e], idx[b - e:b]))
         else:
-            raise ValueError(f"cue {phrase!r} must be 1 to 3 tokens, got {len(h)}")
-        return int(key[0]) ^ (len(h) * 0x10001)
+            head = idx[:2 * t - 1].copy()
+        head ^= self._head_xor_i
+        return Features(self, text, starts, keys, idx, head, self._explicit(text, keys, idx, t))
+
+    def _explicit(self, text: str, keys: Array, idx: npt.NDArray[np.intp], t: int
+                  ) -> npt.NDArray[np.float32]:
+        """log(1 + count) of each concept's cues, in the whole text and at either end of it,
+        then the structural signals."""
+        k = len(CONCEPTS)
+        out = np.empty(2 * k + 2, dtype=np.float32)
+        hits = (self._cue_key[idx] == keys).nonzero()[0]
+        if len(hits):
+            ids = self._cue_id[idx[hits]]
+            e = HEAD_TOKENS
+            if t > 2 * e:  # which hits lie in the first or last e n-grams of their family
+                bounds = (e, t - e, t + e, 2 * t - 1 - e, 2 * t - 1 + e, 3 * t - 3 - e)
+                near = np.searchsorted(bounds, hits, side="right") % 2 == 0
+                counts = np.bincount(np.concatenate((ids, ids[near] + k)), minlength=2 * k)
+            else:
+                counts = np.bincount(ids, minlength=k)
+                counts = np.concatenate((counts, counts))
+            np.log1p(counts, out=out[:2 * k])
+        else:
+            out[:2 * k] = 0.0
+        out[2 * k] = min(1.0, 4.0 * int(np.count_nonzero(keys[:t] == _OFFSET)) / t)
+        out[2 * k + 1] = min(1.0, len(text) / 3000)
+        return out
+
+    # -- slow paths: cue table, explanations ---------------------------------------------------
+
+    def token_texts(self, text: str) -> list[str]:
+        """The tokens of ``text`` as strings, in the order :meth:`featurize` sees them."""
+        out: list[str] = []
+        run = ""
+        for ch in truncate(text):
+            code = ord(ch)
+            cls_word = code < 0x10000 and bool(self._word[code])
+            cls_real = code >= 0x10000 or bool(self._real[code])
+            if cls_word:
+                run += ch
+                continue
+            if run:
+                out.append(run)
+                run = ""
+            if cls_real:
+                out.append(ch)
+                if code >= 0x10000:
+                    out.append("")  # two UTF-16 units, two tokens
+        if run:
+            out.append(run)
+        return out
+
+    def phrase_key(self, phrase: str) -> int:
+        """The n-gram key of a one- to three-token phrase, as :meth:`featurize` computes it."""
+        f = self.featurize(phrase)
+        if not 1 <= f.n <= 3:
+            raise ValueError(f"cue {phrase!r} must be 1 to 3 tokens, got {f.n}")
+        return int(f.keys[-1])  # the last key is the n-gram of all the phrase's tokens
 
     def _build_cues(self) -> None:
-        mask = (1 << self._cue_bits) - 1
-        for cid, (_concept, phrases) in enumerate(CONCEPTS.items(), start=1):
+        """Cue keys laid out by bucket: ``cue_key[idx] == key`` tells a cue from a collision.
+
+        Two cues in one bucket cannot both be kept: the later one is dropped (and listed in
+        ``dropped_cues``, which a test keeps empty).
+        """
+        size = self.n_hashed
+        key_table = np.zeros(size, dtype=U32)
+        key_table[0] = 1  # an empty bucket holds a key that cannot land in it
+        id_table = np.zeros(size, dtype=np.uint8)
+        used: dict[int, int] = {}  # bucket -> key
+        for cid, phrases in enumerate(CONCEPTS.values()):
             for phrase in phrases:
-                key = self._cue_key(phrase)
-                slot = (((key * _MIX) & 0xFFFFFFFF) >> 8) & mask
-                while self._cue_id[slot] and int(self._cue_hash[slot]) != key:
-                    slot = (slot + 1) & mask  # linear probing; lookups check the next slot too
-                if self._cue_id[slot] and self._cue_id[slot] != cid:
-                    continue  # the same phrase under two concepts: the first one wins
-                self._cue_id[slot] = cid
-                self._cue_hash[slot] = key
+                key = self.phrase_key(phrase)
+                b = ((key * _MIX) & 0xFFFFFFFF) >> (32 - self.bits)
+                if b in used:
+                    if used[b] != key:
+                        self.dropped_cues.append(phrase)
+                    continue  # a repeated phrase: the first concept keeps it
+                used[b] = key
+                key_table[b] = key
+                id_table[b] = cid
+        self._cue_key, self._cue_id = key_table, id_table
 
-    def _lookup(self, keys: Array, ngram: int) -> npt.NDArray[np.intp]:
-        keys = keys ^ U32(ngram * 0x10001)
-        mask = U32((1 << self._cue_bits) - 1)
-        slot = ((keys * U32(_MIX)) >> U32(8)) & mask
-        ids = np.where(self._cue_hash[slot] == keys, self._cue_id[slot], 0)
-        slot2 = (slot + U32(1)) & mask  # one probe step covers the rare collisions
-        ids2 = np.where(self._cue_hash[slot2] == keys, self._cue_id[slot2], 0)
-        return np.maximum(ids, ids2)
-
-    def _explicit(self, tok: Tokens, h: Array, bi: Array, tri: Array) -> npt.NDArray[np.float32]:
-        k = len(CONCEPTS) + 1
-        ids = np.concatenate([self._lookup(h, 1), self._lookup(bi, 2), self._lookup(tri, 3)])
-        counts = np.bincount(ids, minlength=k)[1:k].astype(np.float32)
-        text = tok.text
-        n_tok = max(len(h), 1)
-        structural = np.array([
-            1.0 if "```" in text else 0.0,
-            1.0 if ("\\frac" in text or "$" in text or "\\(" in text or "^{" in text) else 0.0,
-            min(1.0, 4.0 * float(np.count_nonzero(h == 0)) / n_tok),  # number density
-            min(1.0, len(text) / 3000.0),  # long document
-        ], dtype=np.float32)
-        return np.concatenate([np.log1p(counts), structural])
-
-    def cue_matches(self, tok: Tokens) -> list[tuple[str, str]]:
-        """(concept, matched text) for every cue in the text: slow path, for explanations."""
-        out: list[tuple[str, str]] = []
-        h = tok.hashes
+    def cue_matches(self, f: Features) -> list[tuple[str, str]]:
+        """(concept, matched text) for every cue in the text (slow path, for explanations)."""
         names = list(CONCEPTS)
-        for ngram, keys in ((1, h), (2, self._bigrams(h)), (3, self._trigrams(h))):
-            if len(keys) == 0:
-                continue
-            ids = self._lookup(keys, ngram)
-            for i in np.flatnonzero(ids):
-                span = tok.text[int(tok.starts[i]):int(tok.ends[i + ngram - 1])]
-                out.append((names[int(ids[i]) - 1], span))
+        t = f.n
+        out = []
+        for j in np.flatnonzero(self._cue_key[f.idx] == f.keys):
+            ngram, i = (1, j) if j < t else ((2, j - t) if j < 2 * t - 1 else (3, j - 2 * t + 1))
+            out.append((names[int(self._cue_id[f.idx[j]])], f.span(int(i), ngram)))
         return out

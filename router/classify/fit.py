@@ -44,12 +44,13 @@ def design(feat: Featurizer, texts: Sequence[str]) -> Design:
     rows, cols, vals, expl = [], [], [], []
     for i, text in enumerate(texts):
         ft = feat.featurize(text)
-        parts = (ft.uni, ft.bi, ft.tri, ft.head)
-        idx = np.concatenate(parts)
-        rows.append(np.full(len(idx), i, dtype=np.intp))
-        cols.append(idx)
-        vals.append(np.concatenate([np.full(len(p), s) for p, s in zip(parts, ft.scales,
-                                                                        strict=True)]))
+        v = np.empty(len(ft.idx) + len(ft.head))
+        for a, b, scale in ft.families():
+            v[a:b] = scale
+        v[len(ft.idx):] = ft.head_scale
+        rows.append(np.full(len(v), i, dtype=np.intp))
+        cols.append(np.concatenate([ft.idx, ft.head]).astype(np.intp))
+        vals.append(v)
         expl.append(ft.explicit)
     return Design(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
                   np.asarray(expl, dtype=np.float64), feat.n_hashed)
@@ -69,7 +70,7 @@ class Fit:
 
 def margins(d: Design, f: Fit) -> F64:
     z = np.bincount(d.rows, weights=d.vals * f.hashed[d.cols], minlength=d.n)
-    return z + d.explicit @ f.explicit + f.bias  # type: ignore[no-any-return]
+    return z + d.explicit @ f.explicit + f.bias
 
 
 def _lbfgs(fun_grad: object, x0: F64, iters: int, m: int = 10, tol: float = 1e-7) -> tuple[

@@ -71,29 +71,42 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "truth", "tells the truth", "always lies", "if and only", "valid", "invalid",
         "premise", "premises", "therefore", "must be", "cannot be", "neither", "exactly one",
         "left of", "right of", "next to", "older than", "taller than", "shorter than",
-        "younger than", "which one", "who is", "who", "推理", "逻辑", "真话", "假话", "说谎",
+        "younger than", "which one", "推理", "逻辑", "真话", "假话", "说谎",
         "谎话", "推断", "一定", "必然", "如果", "那么", "谁", "哪个", "哪一", "左边", "右边",
-        "前提", "结论", "矛盾", "只有", "成立", "可能", "排在", "第几",
+        "前提", "结论", "矛盾", "只有", "成立", "可能", "排在", "第几", "arranged",
+        "fixed order", "consistent", "swap", "swaps", "trade", "trades", "switch",
+        "at the end", "at the start", "from the left", "from the right", "between what",
+        "交换", "顺序", "排列", "从左", "从右", "最后", "一开始",
+    ),
+    "ordering task": (
+        "sort", "sorted", "alphabetically", "alphabetical", "ascending", "descending", "rank",
+        "排序", "升序", "降序", "从小到", "从大到", "字母顺",
     ),
     "code word": (
         "code", "python", "javascript", "java", "c + +", "sql", "function", "algorithm",
         "bug", "debug", "implement", "compile", "error", "array", "string", "regex", "api",
         "class", "method", "variable", "loop", "recursion", "complexity", "program",
         "programming", "html", "css", "json", "database", "query", "linux", "git",
-        "docker", "代码", "编程", "程序", "算法", "变量", "数组", "实现", "调试", "报错",
+        "docker", "bash", "shell", "powershell", "c #", "typescript", "rust", "php",
+        "kotlin", "golang", "perl", "代码", "编程", "程序", "算法", "变量", "数组", "实现",
+        "调试", "报错",
         "接口", "数据库", "字符串", "循环", "递归", "复杂度",
     ),
     "code syntax": (
         "def", "return", "import", "# include", "= >", "= =", "! =", "- >", "( )", "{",
         "}", ";", "print", "console", "public", "void", "int", "const", "let", "var",
-        "self", "null", "none", "elif", "lambda", "std", ": :", "> > >",
+        "self", "null", "none", "elif", "lambda", "std", ": :", "> > >", "true", "false",
+        "not (", "( true", "( false", "true )", "false )",
     ),
     "maths notation": (
-        "\\ frac", "\\ sqrt", "\\ cdot", "\\ times", "\\ le", "\\ ge", "\\ pi", "\\ left",
+        "\\ sqrt", "\\ cdot", "\\ times", "\\ le", "\\ ge", "\\ pi", "\\ left",
         "\\ right", "^", "√", "π", "≤", "≥", "≠", "∠", "△", "°", "∫", "∑", "sin", "cos",
         "tan", "log", "ln", "0 +", "0 -", "0 *", "0 /", "0 =", "= 0", "+ 0", "* 0",
         "x =", "y =",
     ),
+    "code fence": ("` ` `", "~ ~ ~"),
+    "LaTeX": ("\\ frac", "\\ (", "\\ [", "$", "^ {", "_ {", "\\ begin", "\\ sum", "\\ int",
+              "\\ mathbb", "\\ overline", "\\ angle"),
     "explain cue": (
         "explain", "why", "describe", "what is", "how does", "解释", "为什么", "什么是", "介绍",
         "说明", "描述",
@@ -104,4 +117,4 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
 }
 
 #: Dense features computed from the text's shape rather than from cue phrases.
-STRUCTURAL: tuple[str, ...] = ("code fence", "LaTeX", "number density", "long document")
+STRUCTURAL: tuple[str, ...] = ("number density", "long document")

@@ -13,16 +13,14 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from router.classify.features import FEATURE_VERSION, Features, Featurizer
 from router.classify.messages import extract
-
-Task = Literal["reasoning", "expression"]
-TASKS: tuple[Task, Task] = ("reasoning", "expression")
+from router.classify.overrides import TASKS, Task  # noqa: F401 - re-exported
 
 MODEL_DIR = Path(__file__).resolve().parent
 MODEL_JSON = MODEL_DIR / "model.json"
@@ -69,11 +67,13 @@ class LinearModel:
 
     def margin(self, text: str) -> Margin:
         ft = self.featurizer.featurize(text)
-        w = self.hashed
-        s = ft.scales
-        z = (self.bias + s[0] * float(w[ft.uni].sum()) + s[1] * float(w[ft.bi].sum())
-             + s[2] * float(w[ft.tri].sum()) + s[3] * float(w[ft.head].sum())
-             + float(np.dot(self.explicit, ft.explicit)))
+        z = self.bias + float(np.dot(self.explicit, ft.explicit))
+        t = ft.n
+        if t:
+            g = np.add.reduceat(self.hashed[ft.idx], (0, t, 2 * t - 1)[: min(t, 3)])
+            for s, (_a, _b, scale) in zip(g.tolist(), ft.families(), strict=False):
+                z += scale * s
+            z += ft.head_scale * float(self.hashed[ft.head].sum())
         return Margin(z, ft)
 
     def probability(self, z: float) -> float:
@@ -146,7 +146,7 @@ class Classifier:
         ctx = None
         if ex.context.strip():
             ctx = model.margin(ex.context)
-            short = len(main.features.tokens.hashes) < SHORT_TOKENS
+            short = main.features.n < SHORT_TOKENS
             z += (CONTEXT_WEIGHT_SHORT if short else CONTEXT_WEIGHT) * (ctx.value - model.bias)
         p = model.probability(z)
         task: Task = "reasoning" if p >= 0.5 else "expression"
@@ -164,13 +164,13 @@ class Classifier:
         contrib = model.explicit * ft.explicit * sign
         out = [f"{model.featurizer.concepts[i]} ({contrib[i]:+.2f})"
                for i in np.argsort(-contrib)[:k] if contrib[i] > 0.05]
-        tok = ft.tokens
-        per_tok = model.hashed[ft.uni] * ft.scales[0] * sign
+        a, b, scale = ft.families()[0]
+        per_tok = model.hashed[ft.idx[a:b]] * (scale * sign)
         seen: set[str] = set()
         for i in np.argsort(-per_tok)[: 3 * k]:
             if per_tok[i] <= 0.02 or len(seen) >= k:
                 break
-            word = tok.text[int(tok.starts[i]):int(tok.ends[i])].lower()
+            word = ft.span(int(i)).lower()
             if word not in seen:
                 seen.add(word)
                 out.append(f'"{word}" ({per_tok[i]:+.2f})')

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing
 import sys
 import time
@@ -30,6 +31,7 @@ from router.classify.data import (
     PROJECT,
     PROJECT_DATA,
     Row,
+    class_balanced_weights,
     default_data_dir,
     describe,
     load_training,
@@ -42,7 +44,7 @@ from router.classify.model import MODEL_DIR, LinearModel
 
 BITS = 18
 LAM = 1e-4  # L2 on hashed weights (the data weights sum to 1)
-LAM_EXPLICIT = 1e-5  # lighter L2 on the explicit signals: they are few and meant to carry weight
+LAM_EXPLICIT = 1e-6  # lighter L2 on the explicit signals: they are few and meant to carry weight
 
 
 @dataclass
@@ -99,7 +101,7 @@ def held_out(p: Problem, with_project: bool = True, workers: int = 2
 
 
 def sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return 1.0 / (1.0 + np.exp(-z))  # type: ignore[no-any-return]
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def fingerprint(rows: Sequence[Row]) -> str:
@@ -126,8 +128,8 @@ def per_source(rows: Sequence[Row], y: npt.NDArray[np.int8], p: npt.NDArray[np.f
 
 def train(data_dir: Path, project: Path | None, out_dir: Path | None, bits: int = BITS,
           lam: float = LAM, lam_explicit: float = LAM_EXPLICIT, folds: bool = True,
-          compare_public_only: bool = False, workers: int = 2, log: bool = True
-          ) -> tuple[LinearModel, dict[str, Any]]:
+          compare_public_only: bool = False, workers: int = 2, log: bool = True,
+          oof_path: Path | None = None) -> tuple[LinearModel, dict[str, Any]]:
     """Fit, evaluate on held-out sources, calibrate; write the model if ``out_dir`` is given."""
     t0 = time.perf_counter()
     rows = load_training(data_dir, project)
@@ -144,7 +146,12 @@ def train(data_dir: Path, project: Path | None, out_dir: Path | None, bits: int 
     calib = (1.0, 0.0)
     if folds:
         z = held_out(prob, True, workers)[public]
-        w = np.asarray(row_weights([r for r in rows if r.group != PROJECT]))
+        if oof_path is not None:  # held-out margins, for analysis (not committed)
+            with oof_path.open("w", encoding="utf-8") as fh:
+                for r, m in zip((r for r in rows if r.group != PROJECT), z, strict=True):
+                    fh.write(json.dumps({"group": r.group, "lang": r.lang, "label": r.label,
+                                         "margin": round(float(m), 4)}) + "\n")
+        w = np.asarray(class_balanced_weights([r for r in rows if r.group != PROJECT]))
         calib = platt(z, y[public], w)
         p_cal = sigmoid(calib[0] * z + calib[1])
         held = summary(y[public], p_cal, langs)
@@ -192,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lam", type=float, default=LAM)
     ap.add_argument("--lam-explicit", type=float, default=LAM_EXPLICIT)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--oof", type=Path, default=None,
+                    help="write each public row's held-out margin to this JSONL file")
     args = ap.parse_args(argv)
     data_dir = args.data or default_data_dir()
     if not data_dir.is_dir():
@@ -201,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train(data_dir, None if args.no_project else args.project,
           None if args.dry_run else args.out, bits=args.bits, lam=args.lam,
           lam_explicit=args.lam_explicit, folds=not args.no_folds,
-          compare_public_only=args.compare, workers=args.workers)
+          compare_public_only=args.compare, workers=args.workers, oof_path=args.oof)
     return 0
 
 

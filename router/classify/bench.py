@@ -1,0 +1,149 @@
+"""Latency and memory benchmark: ``python -m router.classify.bench``.
+
+Classifies a ~500-token English prompt and a ~500-token Chinese prompt (built from the project's
+own prompts in ``data/project.jsonl``, measured with tiktoken's cl100k_base when its file is
+available offline, else estimated) many times on one CPU core with the model loaded, and prints
+p50/p90/p99 per call, as thread CPU time (what the classifier costs) and wall-clock time (what
+it adds to a request on this machine, including any time the core spent on other processes).
+Also prints the memory the model takes (resident set growth on loading, and the weights' size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from router.classify.data import PROJECT_DATA
+
+
+def _token_counter() -> Callable[[str], int] | None:
+    try:
+        import tiktoken
+    except ImportError:  # pragma: no cover
+        return None
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+        try:
+            import importlib.util
+
+            spec = importlib.util.find_spec("litellm")
+            if spec and spec.origin:
+                d = Path(spec.origin).parent / "litellm_core_utils" / "tokenizers"
+                if d.is_dir():
+                    os.environ["TIKTOKEN_CACHE_DIR"] = str(d)
+        except (ImportError, ValueError):  # pragma: no cover
+            pass
+    try:
+        enc = tiktoken.get_encoding("cl100k_base")
+    except Exception:  # no network and no cached file: fall back to an estimate
+        return None
+    return lambda s: len(enc.encode(s))
+
+
+def build_prompt(lang: str, tokens: int, count: Callable[[str], int] | None) -> tuple[str, int]:
+    """Join project prompts of one language until the text is ``tokens`` long."""
+    parts = [json.loads(line)["prompt"] for line in PROJECT_DATA.read_text("utf-8").splitlines()
+             if line.strip() and json.loads(line)["lang"] == lang]
+    text = ""
+    i = 0
+    per_token = 4.0 if lang == "en" else 1.1  # chars per token, when no tokenizer is available
+    while (count(text) if count else len(text) / per_token) < tokens:
+        text += parts[i % len(parts)] + "\n\n"
+        i += 1
+    while count and count(text) > tokens:
+        text = text[:-max(1, (count(text) - tokens))]
+    n = count(text) if count else int(len(text) / per_token)
+    return text, n
+
+
+def _rss_kib() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:  # pragma: no cover
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    s = sorted(values)
+
+    def pick(q: int) -> float:
+        return s[min(len(s) - 1, int(q / 100 * len(s)))]
+
+    return {"p50": round(pick(50), 1), "p90": round(pick(90), 1), "p99": round(pick(99), 1),
+            "max": round(s[-1], 1)}
+
+
+def bench(messages: Any, n: int, explain: bool) -> dict[str, dict[str, float]]:
+    from router.classify import classify
+
+    for _ in range(200):
+        classify(messages, explain=explain)
+    cpu, wall = [], []
+    for _ in range(n):
+        c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+        classify(messages, explain=explain)
+        w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        cpu.append((c1 - c0) / 1000)
+        wall.append((w1 - w0) / 1000)
+    return {"cpu_us": percentiles(cpu), "wall_us": percentiles(wall)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m router.classify.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20000, help="calls per case (default %(default)s)")
+    ap.add_argument("--tokens", type=int, default=500)
+    ap.add_argument("--cpu", type=int, default=0, help="core to pin to (default %(default)s)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    rss0 = _rss_kib()
+    import numpy  # noqa: F401 - counted separately from the model
+
+    rss1 = _rss_kib()
+    from router.classify import default_classifier
+
+    model = default_classifier().load()
+    rss2 = _rss_kib()
+    count = _token_counter()
+    report: dict[str, Any] = {
+        "memory_mib": {"numpy_import": round((rss1 - rss0) / 1024, 1),
+                       "model_load": round((rss2 - rss1) / 1024, 1),
+                       "weights_file": round(model.hashed.nbytes / 2**20, 2)},
+        "tokenizer": "tiktoken cl100k_base" if count else "estimate (no tokenizer file)",
+        "cases": {},
+    }
+    for lang in ("en", "zh"):
+        text, ntok = build_prompt(lang, args.tokens, count)
+        msgs = [{"role": "user", "content": text}]
+        for explain in (False, True):
+            key = f"{lang} {ntok} tokens, {len(text)} chars, explain={explain}"
+            report["cases"][key] = bench(msgs, args.n, explain)
+    report["memory_mib"]["after_bench_rss"] = round(_rss_kib() / 1024, 1)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    mem = report["memory_mib"]
+    print(f"memory: model load +{mem['model_load']} MiB resident (numpy import "
+          f"+{mem['numpy_import']} MiB), weights {mem['weights_file']} MiB, "
+          f"process {mem['after_bench_rss']} MiB after the run")
+    print(f"tokens counted with {report['tokenizer']}; {args.n} calls per case, one core")
+    for key, r in report["cases"].items():
+        c, w = r["cpu_us"], r["wall_us"]
+        print(f"  {key}:\n    cpu  p50 {c['p50']} us  p90 {c['p90']} us  p99 {c['p99']} us"
+              f"\n    wall p50 {w['p50']} us  p90 {w['p90']} us  p99 {w['p99']} us")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

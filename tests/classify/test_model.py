@@ -1,0 +1,93 @@
+"""The shipped model file: size, integrity, offline loading, recorded figures, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.classify.data import PROJECT_DATA, default_data_dir, load_training
+from router.classify.model import MODEL_DIR, MODEL_JSON, WEIGHTS_BIN, Classifier, LinearModel
+
+META = json.loads(MODEL_JSON.read_text(encoding="utf-8"))
+
+
+def test_weights_file_is_small() -> None:
+    assert WEIGHTS_BIN.stat().st_size <= 5 * 2**20
+    total = sum(p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file())
+    assert total <= 5 * 2**20
+
+
+def test_load_checks_checksum(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text(MODEL_JSON.read_text())
+    blob = bytearray(WEIGHTS_BIN.read_bytes())
+    blob[100] ^= 0xFF
+    (tmp_path / "weights.bin").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="checksum"):
+        LinearModel.load(tmp_path)
+
+
+def test_load_touches_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the classifier tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    c = Classifier()
+    c.load()
+    assert c.classify([{"role": "user", "content": "Write a poem"}]).task == "expression"
+
+
+def test_weights_are_shared_and_read_only() -> None:
+    m = Classifier().load()
+    assert not m.hashed.flags.writeable
+
+
+def test_recorded_held_out_figures_meet_targets() -> None:
+    held = META["held_out"]
+    for lang in ("en", "zh"):
+        assert held["per_language"][lang]["balanced_accuracy"] >= 0.92, lang
+    # calibration: in every well-populated band, accuracy is not far below the confidence
+    for band in held["reliability"]:
+        if band["n"] >= 200:
+            assert band["accuracy"] >= band["mean_confidence"] - 0.05, band
+
+
+def test_no_bbh_text_in_the_project_data() -> None:
+    """BIG-Bench-Hard asks that its text never be committed: our own prompts must not copy it."""
+    data = default_data_dir() / "bbh.jsonl"
+    if not data.exists():
+        pytest.skip(f"no {data}")
+    bbh = [json.loads(line)["prompt"] for line in data.open(encoding="utf-8")]
+    ours = PROJECT_DATA.read_text(encoding="utf-8")
+    probes = {p[i:i + 60] for p in bbh for i in (0, len(p) // 2) if len(p) >= i + 60}
+    assert not [s for s in probes if s in ours]
+
+
+@pytest.mark.slow
+def test_shipped_weights_reproduce_from_training_script() -> None:
+    """Retrain (without the held-out folds) and compare with the shipped model."""
+    data = default_data_dir()
+    if not data.is_dir():
+        pytest.skip(f"training data not found at {data}")
+    from router.classify.train import fingerprint, train
+
+    rows = load_training(data, PROJECT_DATA)
+    assert fingerprint(rows) == META["data_sha256"], (
+        "the training data changed since the weights were built: "
+        "run python -m router.classify.train")
+    hp = META["hyperparameters"]
+    model, _ = train(data, PROJECT_DATA, None, bits=hp["bits"], lam=hp["lam"],
+                     lam_explicit=hp["lam_explicit"], folds=False, log=False)
+    shipped = LinearModel.load()
+    assert model.bias == pytest.approx(shipped.bias, abs=1e-4)
+    assert np.allclose(model.hashed, shipped.hashed, atol=1e-4)
+    assert np.allclose(model.explicit, shipped.explicit, atol=1e-4)
+    texts = [r.prompt for r in rows[::5]]
+    new = np.array([model.margin(t).value for t in texts])
+    old = np.array([shipped.margin(t).value for t in texts])
+    assert np.mean((new > 0) == (old > 0)) >= 0.999
+    assert np.max(np.abs(new - old)) < 1e-2
