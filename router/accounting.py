@@ -35,13 +35,8 @@ from router.budgets.spec import BudgetStatus
 from router.config import Config
 from router.costs.estimate import FALLBACK_MAX_OUTPUT_TOKENS, cost_micro, expected_completion_tokens
 from router.costs.pricing import PricedModel
-from router.errors import ServiceUnavailable, TooManyRequests
+from router.errors import BudgetExceededError, ServiceUnavailable, TooManyRequests
 from router.policy import BudgetState, Policy
-
-
-class BudgetExceededError(TooManyRequests):
-    type = "budget_exceeded"
-    default_code = "budget_exceeded"
 
 
 def budget_error(exc: BudgetExceeded) -> BudgetExceededError:
@@ -168,7 +163,6 @@ __all__ = [
     "STATUS_ERROR",
     "STATUS_OK",
     "Accountant",
-    "BudgetExceededError",
     "BudgetView",
     "Hold",
 ]

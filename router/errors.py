@@ -17,7 +17,8 @@ Nothing is decided by matching message strings.
     ├── MethodNotAllowed             405 invalid_request_error / code method_not_allowed
     ├── PayloadTooLarge              413 invalid_request_error / code request_too_large
     ├── UnsupportedMediaType         415 invalid_request_error / code unsupported_media_type
-    ├── TooManyRequests              429 (subclasses: budget_exceeded, rate_limit_exceeded)
+    ├── TooManyRequests              429 rate_limit_exceeded (with Retry-After)
+    │   └── BudgetExceededError      429 budget_exceeded (scope, limit, spend, reset)
     ├── UpstreamError                502 upstream_error (after retries and fallbacks)
     │   └── UpstreamClientError      4xx passed through: the upstream refused the request itself
     ├── ServiceUnavailable           503 service_unavailable
@@ -127,6 +128,13 @@ class TooManyRequests(GatewayError):
     status = 429
     type = "rate_limit_exceeded"
     default_code = "rate_limit_exceeded"
+
+
+class BudgetExceededError(TooManyRequests):
+    """A budget that applies to the request has no room for its worst-case cost."""
+
+    type = "budget_exceeded"
+    default_code = "budget_exceeded"
 
 
 class UpstreamError(GatewayError):

@@ -139,12 +139,22 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     proc.stop()
 
 
-def write_config(tmp: Path, fake_url: str) -> Path:
+def write_config(tmp: Path, fake_url: str, *, policy: str = POLICY,
+                 store: str | None = None, extra: str = "") -> Path:
+    """A config for the test catalogue (all models on the fake upstream) and its policy.
+
+    ``store``: a store URL instead of the SQLite file in ``tmp``; ``extra``: YAML appended to
+    the ``store:`` section (indented two spaces)."""
     from tests.support import free_port
 
     path = tmp / "config.yaml"
-    path.write_text(CONFIG.format(tmp=tmp, fake=fake_url, dead_port=free_port()))
-    (tmp / "policy.yaml").write_text(POLICY)
+    text = CONFIG.format(tmp=tmp, fake=fake_url, dead_port=free_port())
+    if store is not None:
+        text = text.replace(f"url: sqlite:///{tmp}/router.db", f"url: {store}")
+    if extra:
+        text = text.replace("policy: policy.yaml", extra.rstrip() + "\npolicy: policy.yaml")
+    path.write_text(text)
+    (tmp / "policy.yaml").write_text(policy)
     return path
 
 

@@ -1,0 +1,258 @@
+"""Budgets through the gateway: exact under concurrency, across replicas, after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from router.budgets import open_store
+from tests.budgets.conftest import REDIS_SERVER, RedisServer
+from tests.gateway.conftest import ENV, GATEWAY_KEY, POLICY, write_config
+from tests.support import Proc, start_gateway
+
+# gpt-4o at litellm's list price: $2.50 / $10 per 1M tokens. A request whose prompt is counted
+# exactly and whose reply is exactly max_tokens=10 tokens costs its worst case: nothing is left
+# over between the reservation and the settled cost, so the limit admits an exact count.
+MESSAGES = [{"role": "user", "content": "[[fake:tokens=10]] budget test"}]
+PROMPT_TOKENS = 16  # checked below against the gateway's count
+COST = -(-(PROMPT_TOKENS * 2_500_000 + 10 * 10_000_000) // 1_000_000)  # µ$ per request
+
+
+def budget_policy(limit_micro: int, extra: str = "") -> str:
+    return POLICY + f"""
+budgets:
+  keys:
+    tests: {{total: {{limit_usd: {limit_micro / 1e6}}}}}
+{extra}"""
+
+
+async def fire(gateways: list[Proc], count: int, model: str = "gpt-4o") -> list[int | str]:
+    clients = [openai.AsyncOpenAI(base_url=f"{g.url}/v1", api_key=GATEWAY_KEY, max_retries=0,
+                                  timeout=60) for g in gateways]
+
+    async def one(i: int) -> int | str:
+        try:
+            await clients[i % len(clients)].chat.completions.create(
+                model=model, max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
+            return 200
+        except openai.APIStatusError as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            return f"{exc.status_code}:{body.get('type')}"
+
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+    finally:
+        for c in clients:
+            await c.close()
+
+
+def ledger(db: Path) -> list[tuple[str, int, str]]:
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        assert "ledger" in tables, tables
+        return list(conn.execute("select key_alias, actual_micro, status from ledger"))
+
+
+def test_prompt_count_and_cost_per_request(fake: Proc, tmp_path: Path) -> None:
+    gw = start_gateway(write_config(tmp_path, fake.url), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
+        assert raw.headers["x-router-prompt-tokens"] == str(PROMPT_TOKENS)
+        assert raw.headers["x-router-cost-usd"] == f"0.{COST:06d}"
+    finally:
+        gw.stop()
+    rows = ledger(tmp_path / "router.db")
+    assert rows == [("tests", COST, "ok")]
+
+
+def test_200_concurrent_requests_against_a_budget_for_50(fake: Proc, tmp_path: Path) -> None:
+    limit = 50 * COST
+    gw = start_gateway(write_config(tmp_path, fake.url, policy=budget_policy(limit)), tmp_path,
+                       env=ENV)
+    try:
+        results = asyncio.run(fire([gw], 200))
+    finally:
+        gw.stop()
+    assert results.count(200) == 50
+    assert set(results) == {200, "429:budget_exceeded"}
+    rows = ledger(tmp_path / "router.db")
+    assert sum(r[1] for r in rows) == limit
+    assert len(rows) == 50
+
+
+def test_budget_error_names_scope_limit_spend_and_reset(fake: Proc, tmp_path: Path) -> None:
+    policy = POLICY + "\nbudgets:\n  teams:\n    search: {daily: {limit_usd: 0.0001}}\n"
+    gw = start_gateway(write_config(tmp_path, fake.url, policy=policy), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as info:
+            client.chat.completions.create(model="gpt-4o", max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
+        err = info.value.body
+        assert isinstance(err, dict) and err["type"] == "budget_exceeded"
+        msg = err["message"]
+        assert "daily budget of team 'search'" in msg and "$0.000100" in msg and "resets at" in msg
+        assert int(info.value.response.headers["retry-after"]) > 0
+        assert json.loads(info.value.response.text)["error"]["code"] == "budget_exceeded"
+    finally:
+        gw.stop()
+
+
+def test_rate_limit_per_key(fake: Proc, tmp_path: Path) -> None:
+    policy = POLICY + "\nrate_limits:\n  keys:\n    tests: {requests_per_minute: 3}\n"
+    gw = start_gateway(write_config(tmp_path, fake.url, policy=policy), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as info:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        assert float(info.value.response.headers["retry-after"]) > 0
+    finally:
+        gw.stop()
+
+
+@pytest.fixture()
+def redis(tmp_path: Path) -> RedisServer:
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    srv = RedisServer(tmp_path)
+    srv.start()
+    yield srv  # type: ignore[misc]
+    srv.stop()
+
+
+def test_two_gateways_share_one_budget_on_redis(fake: Proc, tmp_path: Path,
+                                                 redis: RedisServer) -> None:
+    limit = 30 * COST
+    gws = []
+    for i in range(2):
+        d = tmp_path / f"g{i}"
+        d.mkdir()
+        gws.append(start_gateway(write_config(d, fake.url, policy=budget_policy(limit),
+                                              store=redis.url), d, env=ENV))
+    try:
+        results = asyncio.run(fire(gws, 120))
+    finally:
+        for g in gws:
+            g.stop()
+    assert results.count(200) == 30
+    assert set(results) == {200, "429:budget_exceeded"}
+
+
+def test_redis_outage_fail_closed(fake: Proc, tmp_path: Path, redis: RedisServer) -> None:
+    gw = start_gateway(write_config(tmp_path, fake.url, store=redis.url), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        redis.stop()
+        with pytest.raises(openai.APIStatusError) as info:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        assert info.value.status_code == 503
+        assert "budget store" in info.value.message
+        redis.start()  # same port: the gateway reconnects
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+                break
+            except openai.APIStatusError:
+                assert time.monotonic() < deadline, "did not recover after Redis came back"
+                time.sleep(0.2)
+    finally:
+        gw.stop()
+
+
+def test_sigkill_under_load_loses_no_completed_request(fake: Proc, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, fake.url, policy=budget_policy(1_000_000_000),
+                       extra="  reservation_ttl_s: 2")
+    gw = start_gateway(cfg, tmp_path, env=ENV)
+    ok = 0
+
+    async def load() -> None:
+        nonlocal ok
+        async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY,
+                                      max_retries=0, timeout=10) as client:
+            async def one() -> None:
+                nonlocal ok
+                try:
+                    await client.chat.completions.create(
+                        model="gpt-4o-mini",
+                        messages=[{"role": "user", "content": "[[fake:delay=0.05]]"}])
+                    ok += 1
+                except (openai.APIError, openai.APIConnectionError):
+                    pass
+
+            async def worker() -> None:
+                while gw.proc.poll() is None:
+                    await one()
+
+            killer = asyncio.get_running_loop().run_in_executor(None, _kill_later, gw, 1.5)
+            await asyncio.gather(*(worker() for _ in range(8)))
+            await killer
+
+    asyncio.run(load())
+    assert ok > 10
+    rows = ledger(tmp_path / "router.db")
+    assert len([r for r in rows if r[2] == "ok"]) >= ok
+    # reservations of requests cut by the kill expire: nothing stays reserved after the TTL
+    time.sleep(2.5)
+
+    async def reserved() -> tuple[int, int]:
+        store = open_store(f"sqlite:///{tmp_path}/router.db", reservation_ttl_s=2)
+        try:
+            await store.expire_reservations()
+        finally:
+            await store.close()
+        with sqlite3.connect(tmp_path / "router.db") as conn:
+            live = conn.execute("select count(*) from reservations where state='live'").fetchone()
+            held = conn.execute("select coalesce(sum(reserved), 0) from counters").fetchone()
+            spent = conn.execute("select coalesce(sum(spent), 0) from counters").fetchone()
+        assert int(spent[0]) == sum(r[1] for r in rows), "ledger sum != budget counter"
+        return int(live[0]), int(held[0])
+
+    assert asyncio.run(reserved()) == (0, 0)
+
+
+def _kill_later(gw: Proc, after: float) -> None:
+    time.sleep(after)
+    gw.proc.send_signal(signal.SIGKILL)
+    gw.proc.wait(5)
+
+
+def test_streams_settle_at_the_end_and_disconnects_pay_for_what_ran(fake: Proc,
+                                                                   tmp_path: Path) -> None:
+    gw = start_gateway(write_config(tmp_path, fake.url), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        done = list(client.chat.completions.create(
+            model="gpt-4o", stream=True, messages=[{"role": "user", "content": "[[fake:tokens=5]]"}]))
+        assert done
+        stream = client.chat.completions.create(
+            model="gpt-4o", stream=True,
+            messages=[{"role": "user", "content": "[[fake:tokens=40,chunk_delay=0.1]] cut"}])
+        seen = 0
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                seen += 1
+                if seen == 4:
+                    break
+        stream.close()
+        time.sleep(1.0)
+    finally:
+        gw.stop()
+    with sqlite3.connect(tmp_path / "router.db") as conn:
+        rows = list(conn.execute(
+            "select status, completion_tokens, actual_micro from ledger order by time"))
+    assert rows[0] == ("ok", 5, rows[0][2]) and rows[0][2] > 0
+    status, completion, actual = rows[1]
+    assert status == "client_disconnected"
+    assert 4 <= completion < 40 and actual > 0
