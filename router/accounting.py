@@ -36,6 +36,7 @@ from router.config import Config
 from router.costs.estimate import FALLBACK_MAX_OUTPUT_TOKENS, cost_micro, expected_completion_tokens
 from router.costs.pricing import PricedModel
 from router.errors import BudgetExceededError, ServiceUnavailable, TooManyRequests
+from router.metrics import Metrics
 from router.policy import BudgetState, Policy
 
 
@@ -98,9 +99,10 @@ class Hold:
 
 
 class Accountant:
-    def __init__(self, store: BudgetStore, config: Config) -> None:
+    def __init__(self, store: BudgetStore, config: Config, metrics: Metrics | None = None) -> None:
         self.store = store
         self.config = config
+        self.metrics = metrics
         self.view = BudgetView()
 
     def applicable(
@@ -144,6 +146,8 @@ class Accountant:
         except RateLimited as exc:
             raise rate_error(exc) from None
         except StoreUnavailable as exc:
+            if self.metrics is not None:
+                self.metrics.child(self.metrics.store_errors, "reserve").inc()
             raise ServiceUnavailable(f"The budget store is unavailable: {exc}") from None
         if reservation.status:
             self.view.update(reservation.status)

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from router import __version__
+from router import __version__, observe
 from router.config import Config, load_config
 from router.decide import VIRTUAL_MODELS
 from router.errors import (
@@ -34,7 +34,8 @@ from router.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
-from router.pipeline import Outcome, handle_chat, handle_embeddings, log_outcome
+from router.metrics import render
+from router.pipeline import Outcome, handle_chat, handle_embeddings
 from router.state import AppState, build_state
 from router.upstream.base import Transport
 from router.validate import parse_json_object
@@ -104,20 +105,19 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
             caller = state.keys.authenticate(
                 request.headers.get("authorization"), request.headers.get("api-key")
             )
-            out = Outcome(request_id=request_id, caller=caller, started=started)
+            out = Outcome(request_id=request_id, caller=caller, started=started, route=kind)
             raw = await _read_body(request, state.config.server.max_body_bytes)
             body = parse_json_object(raw)
             if kind == "chat":
                 response = await handle_chat(state, body, out, request.headers)
             else:
                 response = await handle_embeddings(state, body, out)
-                log_outcome(out)
-            if kind == "chat" and response.media_type != "text/event-stream":
-                log_outcome(out)
+            if response.media_type != "text/event-stream":  # a stream records itself at its end
+                observe.finish(state.metrics, out)
             return response
         except GatewayError as exc:
-            if out is not None:
-                log_outcome(out, exc)
+            if out is not None and state is not None:
+                observe.finish(state.metrics, out, exc)
             else:
                 log.warning("request_id=%s status=%d error=%s message=%r",
                             request_id, exc.status_code, exc.type, exc.message)
@@ -202,6 +202,11 @@ def create_app(
         if state is None or not state.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "models": len(state.targets)})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(state: State) -> Response:
+        body, content_type = render(state.metrics)
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/models")
     async def list_models(request: Request, state: State) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from router import observe
 from router.accounting import Hold
 from router.auth import Caller
 from router.budgets import STATUS_DISCONNECTED, STATUS_ERROR, STATUS_OK, LedgerRow
@@ -54,6 +55,8 @@ class Outcome:
     request_id: str
     caller: Caller
     started: float
+    #: The endpoint: ``chat`` or ``embeddings`` (a metrics label).
+    route: str = "chat"
     decision: Decision | RouteDecision | None = None
     served_by: str | None = None
     #: Counted by the gateway before the call (header ``x-router-prompt-tokens``).
@@ -69,6 +72,9 @@ class Outcome:
     hold: Hold | None = None
     #: The routing policy that decided (None without one).
     policy: Policy | None = None
+    #: Time spent on the upstream (to its last byte), and when the first byte was relayed.
+    upstream_seconds: float | None = None
+    first_byte_at: float | None = None
     attempts: int = 0
     status: int = 200
     error: str | None = None
@@ -148,9 +154,11 @@ async def handle_chat(
     if cap is not None:  # admitted on the expected output near a budget's end: enforce it
         body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = cap
         out.extra["capped_output"] = cap
+    upstream_started = time.perf_counter()
     try:
         dispatched = await state.dispatcher.call(decision.chain, "chat/completions", body, stream)
     except GatewayError as exc:
+        out.upstream_seconds = time.perf_counter() - upstream_started
         out.status, out.error = exc.status_code, exc.type
         await state.accountant.release(hold, ledger_row(state, out, STATUS_ERROR))
         raise
@@ -160,9 +168,11 @@ async def handle_chat(
         out.prompt_tokens = count_chat_tokens(body, state.tokenizers[dispatched.target.name])
         _estimate(state, out, dispatched.target.name, max_tokens, n)
     if not stream:
+        out.upstream_seconds = time.perf_counter() - upstream_started
         response = _complete(state, out, dispatched)
         await _settle(state, out, STATUS_OK)
         return response
+    out.extra["upstream_started"] = upstream_started
     relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
     return StreamingResponse(
         _relay(state, out, dispatched, relay),
@@ -194,6 +204,7 @@ async def _settle(state: AppState, out: Outcome, status: str) -> None:
     hold, out.hold = out.hold, None
     row = ledger_row(state, out, status)
     overshoot = await state.accountant.settle(hold, out.actual_micro or 0, row)
+    observe.spent(state.metrics, row)
     if overshoot:
         out.extra["overshoot_micro"] = overshoot
 
@@ -227,6 +238,8 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
     tokenizer = state.tokenizers[counter] if counter is not None else "estimate"
     tokens = count_chat_tokens(body, tokenizer)
     cls = state.classify(body["messages"]) if state.classify is not None else None
+    if cls is not None:
+        observe.classified(state.metrics, cls.task, cls.confidence)
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)
     budgets = policy.budget_rules.for_caller(out.caller)[0]
     decision = decide(facts, policy, budget=state.accountant.view.state(budgets))
@@ -285,8 +298,8 @@ async def _relay(
         async for data in response.stream:
             chunk = relay.feed(data)
             if chunk:
-                if relay.first_byte_at is None:
-                    relay.first_byte_at = time.perf_counter()
+                if out.first_byte_at is None:
+                    out.first_byte_at = time.perf_counter()
                 if relay.done:  # record the request before the client learns it completed
                     await _finish_stream(state, out, relay, STATUS_OK)
                 yield chunk
@@ -302,12 +315,13 @@ async def _relay(
         raise
     finally:
         # a disconnect cancels this task; the cleanup must still run to the end
+        out.upstream_seconds = time.perf_counter() - out.extra["upstream_started"]
         with anyio.CancelScope(shield=True):
             await response.aclose()
             if out.hold is not None:  # not settled yet: failed or cut short, charge what ran
                 status = STATUS_DISCONNECTED if out.status == 499 else STATUS_PARTIAL
                 await _finish_stream(state, out, relay, status)
-        log_outcome(out)
+        observe.finish(state.metrics, out)
 
 
 async def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay, status: str) -> None:
@@ -334,37 +348,17 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     policy = state.policy.current if state.policy is not None else None
     out.hold = await state.accountant.reserve(out.request_id, out.caller, policy, priced,
                                               out.prompt_tokens, None, 1, None)
+    upstream_started = time.perf_counter()
     try:
         dispatched = await state.dispatcher.call(decision.chain, "embeddings", body, False)
     except GatewayError as exc:
+        out.upstream_seconds = time.perf_counter() - upstream_started
         out.status, out.error = exc.status_code, exc.type
         await state.accountant.release(out.hold, ledger_row(state, out, STATUS_ERROR))
         raise
+    out.upstream_seconds = time.perf_counter() - upstream_started
     out.served_by = dispatched.target.name
     out.attempts = len(dispatched.attempts)
     response = _complete(state, out, dispatched)
     await _settle(state, out, STATUS_OK)
     return response
-
-
-def log_outcome(out: Outcome, exc: GatewayError | None = None) -> None:
-    """One line per request (errors included), keyed by request id; never a key or prompt."""
-    ms = (time.perf_counter() - out.started) * 1000
-    if exc is not None:
-        level = logging.ERROR if exc.status_code >= 500 else logging.WARNING
-        log.log(
-            level,
-            "request_id=%s key=%s status=%d error=%s message=%r ms=%.1f",
-            out.request_id, out.caller.alias, exc.status_code, exc.type, exc.message, ms,
-        )
-    elif out.error is not None:
-        log.warning(
-            "request_id=%s key=%s model=%s status=%d error=%r ms=%.1f",
-            out.request_id, out.caller.alias, out.served_by, out.status, out.error, ms,
-        )
-    elif log.isEnabledFor(logging.DEBUG):
-        log.debug(
-            "request_id=%s key=%s model=%s prompt=%d completion=%d ms=%.1f",
-            out.request_id, out.caller.alias, out.served_by, out.prompt_tokens,
-            out.completion_tokens, ms,
-        )

@@ -46,7 +46,6 @@ class StreamRelay:
         self.usage: dict[str, Any] | None = None
         self.done = False
         self.events: list[bytes] = []
-        self.first_byte_at: float | None = None
         self._rest = b""
 
     def feed(self, data: bytes) -> bytes:

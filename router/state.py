@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
+from router import observe
 from router.accounting import Accountant
 from router.auth import KeyRing
 from router.budgets import BudgetStore, open_store
 from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
-from router.policy import PolicyReloader, default_policy_path
+from router.metrics import Metrics
+from router.policy import PolicyReloader, ReloadEvent, default_policy_path
 from router.policy.request import Classify, load_classifier
 from router.tokens import configure_offline, text_counter, tokenizer_for
 from router.upstream.base import Target, Transport, build_target
@@ -38,6 +40,7 @@ class AppState:
     transports: dict[str, Transport]
     store: BudgetStore
     accountant: Accountant
+    metrics: Metrics
     #: None when config.yaml sets ``policy: null``.
     policy: PolicyReloader | None = None
     #: None when the classifier's weights cannot be loaded (routing treats it as unsure).
@@ -72,16 +75,19 @@ def build_state(
     for tokenizer in set(tokenizers.values()):
         text_counter(tokenizer)  # load BPE files now, not on the first request
     server = config.server
+    metrics = Metrics()
     dispatcher = Dispatcher(
         targets,
         transports,
         backoff_base_s=server.retry_backoff_base_s,
         backoff_max_s=server.retry_backoff_max_s,
+        observer=lambda a, retry: observe.attempt(metrics, a, retry),
     )
     keys = KeyRing(resolve_key_hashes(config, env_map), require_key=config.auth.require_key)
     policy = None
     if config.policy is not None:  # raises PolicyError (file:line: key) on a bad policy
         policy = PolicyReloader(default_policy_path(config), config, catalogue)
+        policy.listeners.append(lambda event: _reloaded(metrics, event))
     store = open_budget_store(config)
     classify, why = load_classifier()
     if classify is None:
@@ -95,7 +101,8 @@ def build_state(
         dispatcher=dispatcher,
         transports=transports,
         store=store,
-        accountant=Accountant(store, config),
+        accountant=Accountant(store, config, metrics),
+        metrics=metrics,
         policy=policy,
         classify=classify,
     )
@@ -111,3 +118,9 @@ def open_budget_store(config: Config) -> BudgetStore:
             options["journal_path"] = sc.journal_path
     return open_store(sc.url, timezone=sc.timezone, fail_mode=sc.fail_mode,
                       reservation_ttl_s=sc.reservation_ttl_s, **options)
+
+
+def _reloaded(metrics: Metrics, event: ReloadEvent) -> None:
+    metrics.child(metrics.policy_reloads, "ok" if event.ok else "error").inc()
+    if not event.ok:
+        log.error("policy reload refused, the running policy stays:\n%s", event.error)

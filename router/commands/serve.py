@@ -63,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    # before prometheus-client is imported by the app (here or in the workers)
+    os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="router-metrics-")
+
     logging.basicConfig(
         level=server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

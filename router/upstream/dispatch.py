@@ -14,7 +14,7 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,11 +86,18 @@ class Dispatcher:
         *,
         backoff_base_s: float = 0.25,
         backoff_max_s: float = 8.0,
+        observer: Callable[[Attempt, bool], None] | None = None,
     ) -> None:
+        self.observer = observer
         self.targets = targets
         self.transports = transports
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+
+    def _record(self, attempts: list[Attempt], attempt: Attempt, retry: bool) -> None:
+        attempts.append(attempt)
+        if self.observer is not None:
+            self.observer(attempt, retry)
 
     def _delay(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None and retry_after >= 0:
@@ -109,33 +116,38 @@ class Dispatcher:
         for name in chain:
             target = self.targets[name]
             if target.missing_key:
-                attempts.append(Attempt(name, "no key", message=f"{target.missing_key} is not set"))
+                self._record(attempts, Attempt(name, "no key",
+                                               message=f"{target.missing_key} is not set"), False)
                 continue
             transport = self.transports[target.cfg.api_path]
             body["model"] = target.cfg.upstream_model
             for retry in range(target.cfg.max_retries + 1):
                 started = time.perf_counter()
+                again = retry > 0
                 try:
                     resp = await transport.send(target, endpoint, body, stream)
                 except TimedOut as exc:
-                    attempts.append(Attempt(name, "timeout", message=str(exc),
-                                            seconds=time.perf_counter() - started))
+                    elapsed = time.perf_counter() - started
+                    self._record(attempts, Attempt(name, "timeout", message=str(exc),
+                                                   seconds=elapsed), again)
                     if exc.phase == "read":
                         break  # the model is slow, not flaky: waiting again rarely helps
                     retry_after = None
                 except ConnectFailed as exc:
-                    attempts.append(Attempt(name, "connect", message=str(exc),
-                                            seconds=time.perf_counter() - started))
+                    elapsed = time.perf_counter() - started
+                    self._record(attempts, Attempt(name, "connect", message=str(exc),
+                                                   seconds=elapsed), again)
                     retry_after = None
                 else:
                     elapsed = time.perf_counter() - started
                     if 200 <= resp.status < 300:
-                        attempts.append(Attempt(name, "ok", resp.status, seconds=elapsed))
+                        self._record(attempts, Attempt(name, "ok", resp.status, seconds=elapsed),
+                                     again)
                         return Dispatched(target, resp, attempts)
                     message = upstream_message(resp.body, (target.api_key or "",))
-                    attempts.append(
-                        Attempt(name, f"status {resp.status}", resp.status, message, elapsed)
-                    )
+                    status = f"status {resp.status}"
+                    self._record(attempts, Attempt(name, status, resp.status, message, elapsed),
+                                 again)
                     if resp.status in CLIENT_FAULT:
                         raise UpstreamClientError(
                             f"{name} rejected the request: {message}", upstream_status=resp.status,

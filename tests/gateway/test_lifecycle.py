@@ -72,3 +72,13 @@ def test_health_and_readiness(gateway: Proc) -> None:
         assert resp.status == 200
     with urllib.request.urlopen(f"{gateway.url}/readyz") as resp:
         assert resp.status == 200
+
+
+def test_metrics_endpoint(gateway: Proc, client: openai.OpenAI) -> None:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "m"}])
+    with urllib.request.urlopen(f"{gateway.url}/metrics") as resp:
+        text = resp.read().decode()
+    assert 'router_requests_total{model="gpt-4o-mini",route="chat",status="200"' in text
+    assert "router_spend_microdollars_total" in text
+    assert "router_gateway_overhead_seconds_bucket" in text
+    assert "_created" not in text
