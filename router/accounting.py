@@ -12,6 +12,7 @@ this process's latest reservations (one request stale, no extra store call per r
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -63,6 +64,8 @@ class BudgetView:
 
     def __init__(self) -> None:
         self._used: dict[str, float] = {}
+        #: Every budget seen by this process (for the budget gauges).
+        self.seen: dict[str, BudgetSpec] = {}
 
     @staticmethod
     def label(b: BudgetSpec) -> str:
@@ -71,7 +74,10 @@ class BudgetView:
     def update(self, statuses: tuple[BudgetStatus, ...]) -> None:
         for s in statuses:
             limit = s.budget.limit_micro
-            self._used[self.label(s.budget)] = s.used_micro / limit if limit > 0 else 1.0
+            label = self.label(s.budget)
+            self._used[label] = s.used_micro / limit if limit > 0 else 1.0
+            if label not in self.seen:
+                self.seen[label] = s.budget
 
     def state(self, budgets: tuple[BudgetSpec, ...]) -> BudgetState | None:
         if not budgets or not self._used:
@@ -160,6 +166,41 @@ class Accountant:
 
     async def release(self, hold: Hold, row: LedgerRow) -> None:
         await self.store.release(hold.reservation, row)
+
+
+#: Length of a budget window in hours, for the burn rate (a month taken as its average length).
+WINDOW_HOURS = {"daily": 24.0, "weekly": 168.0, "monthly": 730.5}
+
+
+def hours_to_exhaustion(status: BudgetStatus, now: float) -> float:
+    """Hours until the budget is spent at the window's average burn rate so far (inf: no burn)."""
+    hours = WINDOW_HOURS.get(str(status.budget.period))
+    if hours is None or status.reset_at is None:
+        return math.inf
+    elapsed = hours - max(0.0, status.reset_at - now) / 3600
+    if elapsed <= 0 or status.used_micro <= 0:
+        return math.inf
+    return status.remaining_micro / (status.used_micro / elapsed)
+
+
+async def publish_budgets(accountant: Accountant, metrics: Metrics) -> None:
+    """Set the budget gauges for every budget this process has seen (off the request path)."""
+    specs = list(accountant.view.seen.values())
+    if not specs:
+        return
+    try:
+        statuses = await accountant.store.budget_status(specs)
+    except StoreUnavailable:
+        metrics.child(metrics.store_errors, "budget_status").inc()
+        return
+    now = time.time()
+    for s in statuses:
+        labels = (str(s.budget.scope), s.budget.scope_id, str(s.budget.period))
+        metrics.child(metrics.budget_limit, *labels).set(s.budget.limit_micro)
+        metrics.child(metrics.budget_spent, *labels).set(s.used_micro)
+        metrics.child(metrics.budget_remaining, *labels).set(s.remaining_micro)
+        metrics.child(metrics.budget_hours_left, *labels).set(hours_to_exhaustion(s, now))
+    accountant.view.update(tuple(statuses))
 
 
 __all__ = [

@@ -9,6 +9,7 @@ typed dependencies. Handlers stay thin: parse, call :mod:`router.pipeline`, rend
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -165,6 +166,7 @@ def create_app(
         if state.policy is not None:
             state.policy.start()
             _on_sighup(state.policy.trigger)
+        gauges = asyncio.get_running_loop().create_task(_publish_budgets_forever(state))
         state.ready = True
         log.info("federated-router %s ready: %d models from %s", __version__, len(cfg.models),
                  cfg.source)
@@ -172,6 +174,7 @@ def create_app(
             yield
         finally:
             state.ready = False
+            gauges.cancel()
             await state.aclose()
 
     app = FastAPI(
@@ -261,10 +264,20 @@ def create_app(
     return GatewayApp(app, hot)
 
 
+async def _publish_budgets_forever(state: AppState, every_s: float = 5.0) -> None:
+    from router.accounting import publish_budgets
+
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await publish_budgets(state.accountant, state.metrics)
+        except Exception:  # never let the gauges kill the app; the next round tries again
+            log.exception("publishing budget gauges failed")
+
+
 def _on_sighup(callback: Callable[[], None]) -> None:
     """Reload the policy on SIGHUP (single-process serving; uvicorn's multi-worker supervisor
     restarts its workers on SIGHUP, which reloads the policy too)."""
-    import asyncio
     import signal
 
     try:
