@@ -455,9 +455,9 @@ def test_subprocess_cli() -> None:
 
 
 def article_table_rows() -> list[tuple[str, list[str]]]:
-    """(command, expected result fragments) from the table in docs/cost-model.md."""
+    """(command, expected result fragments) from the Cost model table in README.md."""
     rows = []
-    for line in (REPO / "docs" / "cost-model.md").read_text(encoding="utf-8").splitlines():
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and cells[2].startswith("`router "):
             parts = [p.strip() for p in cells[3].replace("→", ";").split(";")]

@@ -1,7 +1,7 @@
 """The seed article's worked figures, recomputed from its formulas and constants.
 
 Where the article's printed figure differs from the formula, the test pins the formula and
-states the article's rounding (see docs/cost-model.md for the same table).
+states the article's rounding (see the Cost model section of README.md for the same table).
 """
 
 from __future__ import annotations
