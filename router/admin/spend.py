@@ -75,12 +75,14 @@ def parse_instant(text: str, tz: ZoneInfo, param: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ReportRange:
-    """What a report covers: ``windows`` are ``(label, since, until)``; label None: one range."""
+    """What a report covers: ``windows`` are ``(label, since, until)`` (label None: the rows
+    are not split by window); ``window`` names the current window a period-only report covers."""
 
     since: float
     until: float
     period: Period | None
     windows: tuple[tuple[str | None, float, float], ...]
+    window: str | None = None
 
 
 def resolve_range(
@@ -95,10 +97,10 @@ def resolve_range(
     if since is None and until is None:
         p = p or Period.MONTHLY
         if p is Period.TOTAL:
-            return ReportRange(0.0, END_OF_TIME, p, (("total", 0.0, END_OF_TIME),))
+            return ReportRange(0.0, END_OF_TIME, p, ((None, 0.0, END_OF_TIME),), "total")
         w = window_of(p, now, tz)
         assert w.reset_at is not None
-        return ReportRange(w.start, w.reset_at, p, ((w.id, w.start, w.reset_at),))
+        return ReportRange(w.start, w.reset_at, p, ((None, w.start, w.reset_at),), w.id)
     t0 = parse_instant(since, tz, "since") if since is not None else 0.0
     t1 = parse_instant(until, tz, "until") if until is not None else END_OF_TIME
     if t1 <= t0:
@@ -107,6 +109,8 @@ def resolve_range(
         return ReportRange(t0, t1, p, ((None, t0, t1),))
     if since is None:
         raise ReportError(f"Splitting by {p.value} needs 'since'.", "since")
+    if until is None:  # split up to the end of the current window, not to the end of time
+        t1 = window_of(p, now, tz).reset_at or END_OF_TIME
     windows: list[tuple[str | None, float, float]] = []
     cur: Window = window_of(p, t0, tz)
     while cur.start < t1:
@@ -180,7 +184,7 @@ async def spend_report(
                 sums[i] += v
     return {
         "object": "spend_report", "timezone": store.timezone,
-        "period": rng.period.value if rng.period is not None else None,
+        "period": rng.period.value if rng.period is not None else None, "window": rng.window,
         "since": iso(rng.since, tz), "until": iso(rng.until, tz),
         "group_by": list(group_by), "filters": dict(filters),
         "data": data, "total": _money(*sums),
@@ -268,7 +272,9 @@ def format_report(report: Mapping[str, Any]) -> str:
     since = report["since"] or "the beginning"
     until = report["until"] or "now"
     flt = " ".join(f"{k}={v}" for k, v in report["filters"].items())
-    head = f"Spend from {since} to {until} ({report['timezone']}){' where ' + flt if flt else ''}"
+    span = f"{report['period']} {report['window']}: " if report.get("window") else ""
+    head = (f"Spend, {span}from {since} to {until} ({report['timezone']})"
+            f"{' where ' + flt if flt else ''}")
     return head + "\n\n" + _table(headers, rows, numeric_from=len(headers) - 6)
 
 

@@ -268,6 +268,11 @@ async def test_spend_report(admin: Admin) -> None:
                          "&period=day", headers=HEADERS)).json()
     assert len({d["window"] for d in split["data"]}) == 1
     assert split["data"][0]["window"] == day and split["total"]["actual_micro"] == 3900
+    open_end = (await c.get(f"/admin/spend?since={now - 3 * 86400:.0f}&period=day",
+                            headers=HEADERS)).json()  # split up to today's end, not forever
+    assert open_end["total"]["actual_micro"] == 3900
+    assert open_end["until"] == time.strftime("%Y-%m-%dT00:00:00+00:00",
+                                              time.gmtime(now + 86400))
     empty = (await c.get("/admin/spend?since=2001-01-01&until=2001-02-01",
                          headers=HEADERS)).json()
     assert empty["data"] == [] and empty["total"]["actual_micro"] == 0

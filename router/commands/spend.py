@@ -1,0 +1,127 @@
+"""``router spend``: the spend ledger as a table, read straight from the configured store.
+
+::
+
+    router spend                                   # this month, one total line
+    router spend --period day --group-by team,model
+    router spend --since 2025-01-01 --until 2025-02-01 --period week --group-by key
+    router spend --team search --json              # the same JSON as GET /admin/spend
+    router spend --check                           # counters vs ledger; exit 1 if any differ
+
+It opens the store of ``config.yaml`` (``store.url``) itself, without a running gateway, and only
+reads: a SQLite file that does not exist is an error, never created. Windows follow the store's
+time zone (``store.timezone`` in the config, else UTC; ``--timezone`` overrides), which must be
+the gateway's for "this month" and ``--check`` to mean the same windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from router.cli import UsageError
+
+NAME = "spend"
+HELP = "Report spend from the ledger (by team, user, key, model, task) or check it against budgets."
+
+_FILTERS = ("team", "user", "key", "model", "task", "status")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path,
+                        help="config file (default: $ROUTER_CONFIG or ./config.yaml)")
+    parser.add_argument("--store-url", help="read this store instead of the config's store.url")
+    parser.add_argument("--prefix", help="Redis key prefix of the store (default: the config's, "
+                        "else router)")
+    parser.add_argument("--timezone",
+                        help="IANA zone of the budget windows (default: the config's)")
+    parser.add_argument("--period", help="day, week, month (default) or total; with --since, split "
+                        "the range into such windows")
+    parser.add_argument("--since", help="start: ISO date or date-time (store's zone), or Unix time")
+    parser.add_argument("--until", help="end (exclusive), same forms as --since")
+    parser.add_argument("--group-by", action="append", metavar="FIELDS",
+                        help="team, user, key, model, task, status (comma-separated or repeated)")
+    for name in _FILTERS:
+        parser.add_argument(f"--{name}", help=f"only rows with this {name}")
+    parser.add_argument("--check", action="store_true",
+                        help="compare every budget counter of the current windows with the ledger")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _store_settings(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(url, timezone, redis prefix) from the flags and the config."""
+    from router.config import ConfigError, default_config_path, load_config
+
+    store_cfg: Any = None
+    if args.store_url is None or args.timezone is None:
+        try:
+            cfg = load_config(args.config if args.config is not None else default_config_path())
+        except ConfigError as exc:
+            raise UsageError("\n".join(exc.problems)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot read the config: {exc}") from None
+        store_cfg = cfg.store
+    url = args.store_url or store_cfg.url
+    tz = args.timezone or getattr(store_cfg, "timezone", None) or "UTC"
+    prefix = args.prefix or getattr(store_cfg, "prefix", None) or "router"
+    return url, tz, prefix
+
+
+async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str) -> tuple[int, str]:
+    from router.admin.spend import (
+        format_check,
+        format_report,
+        parse_filters,
+        parse_group_by,
+        resolve_range,
+        spend_check,
+        spend_report,
+    )
+    from router.budgets import open_store
+    from router.budgets.factory import sqlite_path
+    from router.budgets.keys import open_key_store
+
+    sqlite = url.startswith("sqlite:")
+    if sqlite:
+        path, _ = sqlite_path(url)
+        if path == ":memory:" or not Path(path).exists():
+            raise UsageError(f"no budget store at {path}: nothing has been recorded there")
+    options: dict[str, Any] = {} if sqlite else {"prefix": prefix}
+    store = open_store(url, timezone=tz, **options)
+    try:
+        if args.check:
+            keys = open_key_store(url, prefix=prefix, read_only=True)
+            try:
+                check = await spend_check(store, keys, time.time())
+            finally:
+                await keys.close()
+            text = json.dumps(check, indent=2) if args.json else format_check(check)
+            return (0 if check["ok"] else 1), text
+        rng = resolve_range(period=args.period, since=args.since, until=args.until,
+                            now=time.time(), tz=store.calendar.tz)  # fmt: skip
+        report = await spend_report(store, rng, parse_group_by(args.group_by),
+                                    parse_filters({f: getattr(args, f) for f in _FILTERS}))
+        return 0, json.dumps(report, indent=2) if args.json else format_report(report)
+    finally:
+        await store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from router.admin.spend import ReportError
+    from router.budgets import StoreUnavailable
+
+    url, tz, prefix = _store_settings(args)
+    try:
+        code, text = asyncio.run(_report(args, url, tz, prefix))
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    except (StoreUnavailable, ValueError) as exc:  # unreachable Redis, bad url or time zone
+        print(f"router spend: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    return code
