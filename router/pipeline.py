@@ -36,7 +36,7 @@ from router.policy.request import counting_model, parse_task_header
 from router.sse import StreamRelay, error_event
 from router.state import AppState
 from router.tokens import count_chat_tokens, count_embedding_input, count_text_tokens
-from router.upstream.base import TransportError
+from router.upstream.base import Endpoint, TransportError
 from router.upstream.dispatch import Dispatched
 from router.validate import check_chat, check_embeddings
 
@@ -74,6 +74,7 @@ class Outcome:
     policy: Policy | None = None
     #: Time spent on the upstream (to its last byte), and when the first byte was relayed.
     upstream_seconds: float | None = None
+    upstream_started: float = 0.0
     first_byte_at: float | None = None
     attempts: int = 0
     status: int = 200
@@ -154,25 +155,14 @@ async def handle_chat(
     if cap is not None:  # admitted on the expected output near a budget's end: enforce it
         body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = cap
         out.extra["capped_output"] = cap
-    upstream_started = time.perf_counter()
-    try:
-        dispatched = await state.dispatcher.call(decision.chain, "chat/completions", body, stream)
-    except GatewayError as exc:
-        out.upstream_seconds = time.perf_counter() - upstream_started
-        out.status, out.error = exc.status_code, exc.type
-        await state.accountant.release(hold, ledger_row(state, out, STATUS_ERROR))
-        raise
-    out.served_by = dispatched.target.name
-    out.attempts = len(dispatched.attempts)
+    dispatched = await _call(state, out, decision.chain, "chat/completions", body, stream)
     if dispatched.target.name != decision.model:
         out.prompt_tokens = count_chat_tokens(body, state.tokenizers[dispatched.target.name])
         _estimate(state, out, dispatched.target.name, max_tokens, n)
     if not stream:
-        out.upstream_seconds = time.perf_counter() - upstream_started
         response = _complete(state, out, dispatched)
         await _settle(state, out, STATUS_OK)
         return response
-    out.extra["upstream_started"] = upstream_started
     relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
     return StreamingResponse(
         _relay(state, out, dispatched, relay),
@@ -207,6 +197,27 @@ async def _settle(state: AppState, out: Outcome, status: str) -> None:
     observe.spent(state.metrics, row)
     if overshoot:
         out.extra["overshoot_micro"] = overshoot
+
+
+async def _call(state: AppState, out: Outcome, chain: tuple[str, ...], endpoint: Endpoint,
+                body: dict[str, Any], stream: bool) -> Dispatched:
+    """Step 6: call the chain (retries, fallbacks); on failure release the reservation with an
+    error row. For a stream, ``upstream_seconds`` is completed when the stream ends."""
+    started = out.upstream_started = time.perf_counter()
+    try:
+        dispatched = await state.dispatcher.call(chain, endpoint, body, stream)
+    except GatewayError as exc:
+        out.upstream_seconds = time.perf_counter() - started
+        out.status, out.error = exc.status_code, exc.type
+        if out.hold is not None:
+            hold, out.hold = out.hold, None
+            await state.accountant.release(hold, ledger_row(state, out, STATUS_ERROR))
+        raise
+    if not stream:
+        out.upstream_seconds = time.perf_counter() - started
+    out.served_by = dispatched.target.name
+    out.attempts = len(dispatched.attempts)
+    return dispatched
 
 
 def _task_override(body: dict[str, Any], request_headers: Any) -> str | None:
@@ -315,7 +326,7 @@ async def _relay(
         raise
     finally:
         # a disconnect cancels this task; the cleanup must still run to the end
-        out.upstream_seconds = time.perf_counter() - out.extra["upstream_started"]
+        out.upstream_seconds = time.perf_counter() - out.upstream_started
         with anyio.CancelScope(shield=True):
             await response.aclose()
             if out.hold is not None:  # not settled yet: failed or cut short, charge what ran
@@ -348,17 +359,7 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     policy = state.policy.current if state.policy is not None else None
     out.hold = await state.accountant.reserve(out.request_id, out.caller, policy, priced,
                                               out.prompt_tokens, None, 1, None)
-    upstream_started = time.perf_counter()
-    try:
-        dispatched = await state.dispatcher.call(decision.chain, "embeddings", body, False)
-    except GatewayError as exc:
-        out.upstream_seconds = time.perf_counter() - upstream_started
-        out.status, out.error = exc.status_code, exc.type
-        await state.accountant.release(out.hold, ledger_row(state, out, STATUS_ERROR))
-        raise
-    out.upstream_seconds = time.perf_counter() - upstream_started
-    out.served_by = dispatched.target.name
-    out.attempts = len(dispatched.attempts)
+    dispatched = await _call(state, out, decision.chain, "embeddings", body, False)
     response = _complete(state, out, dispatched)
     await _settle(state, out, STATUS_OK)
     return response
