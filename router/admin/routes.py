@@ -34,7 +34,7 @@ from router.admin.spend import (
     spend_report,
 )
 from router.budgets.spec import GROUP_FIELDS
-from router.errors import InvalidRequest, ServiceUnavailable
+from router.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable
 from router.validate import parse_json_object
 
 if TYPE_CHECKING:
@@ -94,10 +94,16 @@ def _no_store(body: dict[str, Any], status: int = 200) -> JSONResponse:
 # -- keys -----------------------------------------------------------------------------------------
 
 
+_MAX_KEY_BODY = 64 * 1024
+
+
 @admin_router.post("/keys", status_code=201)
 async def create_key(request: Request, state: AdminState) -> JSONResponse:
     keys = _key_admin(state)
-    fields = admin_keys.parse_key_request(parse_json_object(await request.body()),
+    raw = await request.body()
+    if len(raw) > _MAX_KEY_BODY:
+        raise PayloadTooLarge(f"A key request is at most {_MAX_KEY_BODY} bytes.")
+    fields = admin_keys.parse_key_request(parse_json_object(raw),
                                           known_models=_known_models(state))  # fmt: skip
     secret, rec = await admin_keys.create_key(keys, fields)
     body = {"object": "gateway_key", **admin_keys.record_json(rec), "key": secret,

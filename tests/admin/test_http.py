@@ -196,6 +196,9 @@ async def test_create_and_revoke_edge_cases(admin: Admin) -> None:
     c = admin.client
     bad_json = await c.post("/admin/keys", content=b"{nope", headers=HEADERS)
     assert_error(bad_json, 400, "invalid_request_error", "invalid_json")
+    huge = await c.post("/admin/keys", json={"alias": "a", "user": "u" * 70_000},
+                        headers=HEADERS)
+    assert_error(huge, 413, "invalid_request_error", "request_too_large")
     routes_ok = await c.post("/admin/keys", json={"alias": "r", "models": ["auto"]},
                              headers=HEADERS)
     assert routes_ok.status_code == 201
