@@ -199,7 +199,7 @@ async def publish_budgets(accountant: Accountant, metrics: Metrics) -> None:
         metrics.child(metrics.budget_limit, *labels).set(s.budget.limit_micro)
         metrics.child(metrics.budget_spent, *labels).set(s.used_micro)
         metrics.child(metrics.budget_remaining, *labels).set(s.remaining_micro)
-        metrics.child(metrics.budget_hours_left, *labels).set(hours_to_exhaustion(s, now))
+        metrics.child(metrics.budget_seconds_left, *labels).set(hours_to_exhaustion(s, now) * 3600)
     accountant.view.update(tuple(statuses))
 
 

@@ -108,9 +108,11 @@ class Metrics:
                                   "(settled + reserved).", ("scope", "scope_id", "period"))
         self.budget_remaining = gauge("budget_remaining_microdollars", "Limit minus spend.",
                                       ("scope", "scope_id", "period"))
-        self.budget_hours_left = gauge("budget_hours_to_exhaustion", "Hours until the budget is "
-                                       "spent at the window's average burn rate so far.",
-                                       ("scope", "scope_id", "period"))
+        # Seconds, not hours: promtool check metrics requires base units in metric names.
+        self.budget_seconds_left = gauge("budget_seconds_to_exhaustion", "Seconds until the "
+                                         "budget is spent at the window's average burn rate so "
+                                         "far (+Inf: nothing spent yet, or no window).",
+                                         ("scope", "scope_id", "period"))
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Any, *labels: str) -> Any:
