@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from router import __version__, observe
+from router.admin import admin_router
 from router.config import Config, load_config
 from router.decide import VIRTUAL_MODELS
 from router.errors import (
@@ -166,6 +167,8 @@ def create_app(
         if state.policy is not None:
             state.policy.start()
             _on_sighup(state.policy.trigger)
+        if state.dynamic_keys is not None:
+            await state.dynamic_keys.start()
         gauges = asyncio.get_running_loop().create_task(_publish_budgets_forever(state))
         state.ready = True
         log.info("federated-router %s ready: %d models from %s", __version__, len(cfg.models),
@@ -185,6 +188,8 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.include_router(admin_router)
+
     def current() -> AppState | None:
         state: AppState | None = getattr(app.state, "router", None)
         return state

@@ -48,6 +48,8 @@ class KeyRing:
         self._by_hash = {h: caller_of(k) for h, k in keys.items()}
         self.require_key = require_key
         self._anonymous = caller_of(ANONYMOUS)
+        #: Keys created through the admin API (router.admin.DynamicKeys), after these.
+        self.dynamic: Mapping[str, Caller] = {}
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -68,7 +70,8 @@ class KeyRing:
                 "Missing gateway key: send 'Authorization: Bearer <key>' "
                 "(the OpenAI SDKs do this from OPENAI_API_KEY)."
             )
-        caller = self._by_hash.get(hashlib.sha256(secret.encode()).hexdigest())
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        caller = self._by_hash.get(digest) or self.dynamic.get(digest)
         if caller is None:
             if not self.require_key:
                 return self._anonymous

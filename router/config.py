@@ -168,6 +168,13 @@ class AuthConfig(_Strict):
     keys: tuple[KeyConfig, ...] = ()
 
 
+class AdminConfig(_Strict):
+    #: Environment variable holding the admin key (unset: every /admin request gets 401).
+    key_env: str = Field("ROUTER_ADMIN_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: How often each replica reloads admin-created keys: a revocation applies within this.
+    refresh_s: float = Field(2.0, gt=0, le=60)
+
+
 class GpuConfig(_Strict):
     """A GPU for the article's formulas: dense BF16 throughput (TFLOP/s) and rent ($/GPU-hour).
 
@@ -293,6 +300,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
+    admin: AdminConfig = AdminConfig()
     routing: RoutingConfig = RoutingConfig()
     costs: CostsConfig = CostsConfig()
     gpus: dict[str, GpuConfig] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from typing import Any
 
 from router import observe
 from router.accounting import Accountant
+from router.admin.keys import DynamicKeys, dynamic_keys_for
 from router.auth import KeyRing
 from router.budgets import BudgetStore, open_store
 from router.config import Config, resolve_key_hashes
@@ -47,6 +48,8 @@ class AppState:
     classify: Classify | None = None
     ready: bool = False
     extras: dict[str, object] = field(default_factory=dict)
+    #: Keys created through the admin API (also consulted by ``keys``).
+    dynamic_keys: DynamicKeys | None = None
 
     async def aclose(self) -> None:
         if self.policy is not None:
@@ -54,6 +57,8 @@ class AppState:
         for transport in self.transports.values():
             await transport.aclose()
         await self.store.close()
+        if self.dynamic_keys is not None:
+            await self.dynamic_keys.aclose()
 
 
 def build_state(
@@ -89,6 +94,8 @@ def build_state(
         policy = PolicyReloader(default_policy_path(config), config, catalogue)
         policy.listeners.append(lambda event: _reloaded(metrics, event))
     store = open_budget_store(config)
+    dynamic_keys = dynamic_keys_for(config)
+    keys.dynamic = dynamic_keys
     classify, why = load_classifier()
     if classify is None:
         log.warning("classifier unavailable (%s): routing treats every request as unsure", why)
@@ -105,6 +112,7 @@ def build_state(
         metrics=metrics,
         policy=policy,
         classify=classify,
+        dynamic_keys=dynamic_keys,
     )
 
 

@@ -140,7 +140,7 @@ class BudgetRules:
                 *self.team_rates.get(caller.team, ()),
                 *self.global_rate,
             )
-            found = (budgets, rates)
+            found = (_tightest(budgets), rates)
             if len(self._cache) > 4096:
                 self._cache.clear()
             self._cache[key] = found
@@ -158,3 +158,15 @@ def compile_rules(budgets: BudgetsSpec, rates: RateLimitsSpec) -> BudgetRules:
         user_rates={u: rate_spec(Scope.USER, u, r) for u, r in rates.users.items()},
         key_rates={k: rate_spec(Scope.KEY, k, r) for k, r in rates.keys.items()},
     )
+
+
+def _tightest(budgets: tuple[BudgetSpec, ...]) -> tuple[BudgetSpec, ...]:
+    """One budget per (scope, id, period): a key's own budget and the policy's for the same
+    key and period are one window in the store, so the tighter limit is the one enforced."""
+    by_key: dict[tuple[str, str, str], BudgetSpec] = {}
+    for b in budgets:
+        k = (str(b.scope), b.scope_id, str(b.period))
+        seen = by_key.get(k)
+        if seen is None or b.limit_micro < seen.limit_micro:
+            by_key[k] = b
+    return budgets if len(by_key) == len(budgets) else tuple(by_key.values())

@@ -256,3 +256,18 @@ def test_streams_settle_at_the_end_and_disconnects_pay_for_what_ran(fake: Proc,
     status, completion, actual = rows[1]
     assert status == "client_disconnected"
     assert 4 <= completion < 40 and actual > 0
+
+
+def test_a_keys_own_budget_and_the_policys_for_it_are_one_window() -> None:
+    from router.auth import caller_of
+    from router.config import KeyConfig
+    from router.policy.budgets import BudgetsSpec, RateLimitsSpec, compile_rules
+
+    rules = compile_rules(BudgetsSpec.model_validate({"keys": {"k": {"daily": {"limit_usd": 5}}},
+                                                      "global": {"daily": {"limit_usd": 9}}}),
+                          RateLimitsSpec())
+    caller = caller_of(KeyConfig(alias="k", key_env="X", budget_usd={"daily": 2, "total": 7}))
+    budgets, _ = rules.for_caller(caller)
+    limits = sorted((str(b.scope), str(b.period), b.limit_micro) for b in budgets)
+    assert limits == [("global", "daily", 9_000_000), ("key", "daily", 2_000_000),
+                      ("key", "total", 7_000_000)]

@@ -80,7 +80,7 @@ def test_hot_reload_under_load_and_invalid_edit_refused(own: tuple[Proc, Path]) 
         while not stop.is_set():
             try:
                 routed_model(c)
-            except BaseException as exc:  # noqa: BLE001 - any failure fails the test
+            except BaseException as exc:
                 failures.append(exc)
 
     workers = [threading.Thread(target=load) for _ in range(4)]
