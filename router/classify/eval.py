@@ -82,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(held, indent=2, ensure_ascii=False))
             return 0
         print(format_summary(held, "held-out sources, from training (leave one source out)"))
+        print("  per source (accuracy when that source was held out):")
+        for group, cells in held.get("per_source", {}).items():
+            parts = [f"{key} {100 * v['accuracy']:.1f}% of {v['n']}" for key, v in cells.items()]
+            print(f"    {group:<26} " + "; ".join(parts))
         if "held_out_public_only" in meta:
             print(format_summary(meta["held_out_public_only"],
                                  "held-out sources, model trained without project prompts"))

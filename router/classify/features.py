@@ -32,7 +32,7 @@ U32 = np.uint32
 Array = npt.NDArray[np.uint32]
 
 # Hash constants (odd, 32-bit). Changing any of them changes the model: bump FEATURE_VERSION.
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 _P = 0x01000193  # rolling-hash base (FNV prime)
 _Q = 0x9E3779B1  # combines tokens into n-grams
 _MIX = 0x85EBCA6B  # multiplicative hashing into buckets
@@ -96,45 +96,38 @@ class Features:
     """One text's features.
 
     ``keys`` are the 32-bit n-gram keys: the ``n`` token unigrams, then ``n - 1`` bigrams, then
-    ``n - 2`` trigrams; ``idx`` their buckets; ``head`` the buckets of the "instruction" family;
-    ``explicit`` the values of the explicit signals (see :attr:`Featurizer.concepts`).
+    ``n - 2`` trigrams. ``idx`` holds their ``m = len(keys)`` buckets, then the buckets of the
+    "instruction" family (the first and last unigrams and bigrams again, in permuted buckets).
+    ``explicit`` holds the values of the explicit signals (see :attr:`Featurizer.concepts`).
     """
 
-    __slots__ = ("_spans", "explicit", "featurizer", "head", "idx", "keys", "n", "starts", "text")
+    __slots__ = ("explicit", "featurizer", "idx", "keys", "m", "n", "starts", "text")
 
     def __init__(self, featurizer: Featurizer, text: str, starts: npt.NDArray[np.intp],
-                 keys: Array, idx: npt.NDArray[np.intp], head: npt.NDArray[np.intp],
-                 explicit: npt.NDArray[np.float32]
+                 keys: Array, idx: npt.NDArray[np.intp], explicit: npt.NDArray[np.float32]
                  ) -> None:
         self.featurizer = featurizer
         self.text = text
         self.starts = starts
         self.n = len(starts)
         self.keys = keys
+        self.m = len(keys)
         self.idx = idx
-        self.head = head
         self.explicit = explicit
-        self._spans: list[str] | None = None
 
-    def families(self) -> tuple[tuple[int, int, float], ...]:
-        """(start, stop, scale) of the unigram, bigram and trigram runs in ``idx``.
-
-        Each family is scaled by 1/sqrt(its size), so a long text does not score bigger.
-        """
-        n = self.n
-        nb, nt = max(n - 1, 0), max(n - 2, 0)
-        return ((0, n, 1 / math.sqrt(max(n, 1))), (n, n + nb, 1 / math.sqrt(max(nb, 1))),
-                (n + nb, n + nb + nt, 1 / math.sqrt(max(nt, 1))))
+    @property
+    def body_scale(self) -> float:
+        """n-gram counts are scaled by 1/sqrt(their number): long texts do not score bigger."""
+        return 1 / math.sqrt(max(self.m, 1))
 
     @property
     def head_scale(self) -> float:
-        return 1 / math.sqrt(max(len(self.head), 1))
+        return 1 / math.sqrt(max(len(self.idx) - self.m, 1))
 
     def span(self, i: int, ngram: int = 1) -> str:
         """Text of the n-gram that starts at token ``i`` (slow path, for explanations)."""
-        if self._spans is None:
-            self._spans = self.featurizer.token_texts(self.text)
-        parts = self._spans[i:i + ngram]
+        parts = [self.featurizer.token_text(self.text, self.starts, j)
+                 for j in range(i, min(i + ngram, self.n))]
         cjk = all(len(x) == 1 and not x.isascii() for x in parts)
         return ("" if cjk else " ").join(parts)
 
@@ -198,14 +191,13 @@ class Featurizer:
         starts = first.nonzero()[0]
         t = len(starts)
         if t == 0:
-            empty = np.zeros(0, dtype=U32)
-            none = np.zeros(0, dtype=np.intp)
-            return Features(self, text, starts, empty, none, none,
+            return Features(self, text, starts, np.zeros(0, dtype=U32), np.zeros(0, np.intp),
                             np.zeros(len(self.concepts), dtype=np.float32))
         h = np.add.reduceat(canon * self._pow[:n], starts, dtype=U32)
         h *= self._ipow[starts]
         h += U32(_OFFSET)
-        keys = np.empty(max(3 * t - 3, t), dtype=U32)
+        m = max(3 * t - 3, t)
+        keys = np.empty(m, dtype=U32)
         keys[:t] = h
         bi = keys[t:2 * t - 1]
         np.multiply(h[:-1], U32(_Q), out=bi)
@@ -213,35 +205,43 @@ class Featurizer:
         tri = keys[2 * t - 1:]
         np.multiply(bi[:-1], U32(_Q), out=tri)
         tri += h[2:]
-        idx = np.empty(len(keys), dtype=np.intp)  # native indices: faster gathers
-        np.right_shift(keys * U32(_MIX), self._shift, out=idx, casting="unsafe")
         e = HEAD_TOKENS
+        b = 2 * t - 1  # end of the bigrams
+        idx = np.empty(m + (4 * e if t > 2 * e else b), dtype=np.intp)  # native: fast gathers
+        body = idx[:m]
+        np.right_shift(keys * U32(_MIX), self._shift, out=body, casting="unsafe")
         if t > 2 * e:
-            b = 2 * t - 1
-            head = np.concatenate((idx[:e], idx[t - e:t], idx[t:t + e], idx[b - e:b]))
+            idx[m:m + e] = body[:e]
+            idx[m + e:m + 2 * e] = body[t - e:t]
+            idx[m + 2 * e:m + 3 * e] = body[t:t + e]
+            idx[m + 3 * e:] = body[b - e:b]
         else:
-            head = idx[:2 * t - 1].copy()
-        head ^= self._head_xor_i
-        return Features(self, text, starts, keys, idx, head, self._explicit(text, keys, idx, t))
+            idx[m:] = body[:b]
+        idx[m:] ^= self._head_xor_i
+        return Features(self, text, starts, keys, idx, self._explicit(text, keys, body, t))
 
-    def _explicit(self, text: str, keys: Array, idx: npt.NDArray[np.intp], t: int
+    def _explicit(self, text: str, keys: Array, body: npt.NDArray[np.intp], t: int
                   ) -> npt.NDArray[np.float32]:
         """log(1 + count) of each concept's cues, in the whole text and at either end of it,
         then the structural signals."""
         k = len(CONCEPTS)
         out = np.empty(2 * k + 2, dtype=np.float32)
-        hits = (self._cue_key[idx] == keys).nonzero()[0]
+        hits = (self._cue_key[body] == keys).nonzero()[0]
         if len(hits):
-            ids = self._cue_id[idx[hits]]
+            ids = self._cue_id[body[hits]]
             e = HEAD_TOKENS
-            if t > 2 * e:  # which hits lie in the first or last e n-grams of their family
-                bounds = (e, t - e, t + e, 2 * t - 1 - e, 2 * t - 1 + e, 3 * t - 3 - e)
-                near = np.searchsorted(bounds, hits, side="right") % 2 == 0
-                counts = np.bincount(np.concatenate((ids, ids[near] + k)), minlength=2 * k)
+            if t > 2 * e:  # hits among the first or last e n-grams of their family count twice
+                bounds = np.array((0, e, t - e, t + e, 2 * t - 1 - e, 2 * t - 1 + e,
+                                   3 * t - 3 - e))
+                near = bounds.searchsorted(hits, side="right") & 1  # odd: near an end
+                c = np.bincount(np.add(ids, near * k), minlength=2 * k)
+                out[:k] = c[:k] + c[k:]
+                out[k:2 * k] = c[k:]
             else:
-                counts = np.bincount(ids, minlength=k)
-                counts = np.concatenate((counts, counts))
-            np.log1p(counts, out=out[:2 * k])
+                c = np.bincount(ids, minlength=k)
+                out[:k] = c
+                out[k:2 * k] = c
+            np.log1p(out[:2 * k], out=out[:2 * k])
         else:
             out[:2 * k] = 0.0
         out[2 * k] = min(1.0, 4.0 * int(np.count_nonzero(keys[:t] == _OFFSET)) / t)
@@ -249,6 +249,20 @@ class Featurizer:
         return out
 
     # -- slow paths: cue table, explanations ---------------------------------------------------
+
+    def token_text(self, text: str, starts: npt.NDArray[np.intp], i: int) -> str:
+        """Text of token ``i`` (``starts`` count UTF-16 units, as :meth:`featurize` does)."""
+        if not text.isascii() and len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text):
+            toks = self.token_texts(text)  # astral characters shift positions: slow path
+            return toks[i] if i < len(toks) else ""
+        s = int(starts[i])
+        ch = text[s]
+        if ord(ch) > 0xFFFF or not self._word[ord(ch)]:
+            return ch
+        end = s + 1
+        while end < len(text) and ord(text[end]) <= 0xFFFF and self._word[ord(text[end])]:
+            end += 1
+        return text[s:end]
 
     def token_texts(self, text: str) -> list[str]:
         """The tokens of ``text`` as strings, in the order :meth:`featurize` sees them."""
@@ -308,7 +322,8 @@ class Featurizer:
         names = list(CONCEPTS)
         t = f.n
         out = []
-        for j in np.flatnonzero(self._cue_key[f.idx] == f.keys):
+        body = f.idx[:f.m]
+        for j in np.flatnonzero(self._cue_key[body] == f.keys):
             ngram, i = (1, j) if j < t else ((2, j - t) if j < 2 * t - 1 else (3, j - 2 * t + 1))
-            out.append((names[int(self._cue_id[f.idx[j]])], f.span(int(i), ngram)))
+            out.append((names[int(self._cue_id[body[j]])], f.span(int(i), ngram)))
         return out

@@ -44,12 +44,11 @@ def design(feat: Featurizer, texts: Sequence[str]) -> Design:
     rows, cols, vals, expl = [], [], [], []
     for i, text in enumerate(texts):
         ft = feat.featurize(text)
-        v = np.empty(len(ft.idx) + len(ft.head))
-        for a, b, scale in ft.families():
-            v[a:b] = scale
-        v[len(ft.idx):] = ft.head_scale
+        v = np.empty(len(ft.idx))
+        v[:ft.m] = ft.body_scale
+        v[ft.m:] = ft.head_scale
         rows.append(np.full(len(v), i, dtype=np.intp))
-        cols.append(np.concatenate([ft.idx, ft.head]).astype(np.intp))
+        cols.append(ft.idx)
         vals.append(v)
         expl.append(ft.explicit)
     return Design(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),

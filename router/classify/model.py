@@ -67,13 +67,10 @@ class LinearModel:
 
     def margin(self, text: str) -> Margin:
         ft = self.featurizer.featurize(text)
-        z = self.bias + float(np.dot(self.explicit, ft.explicit))
-        t = ft.n
-        if t:
-            g = np.add.reduceat(self.hashed[ft.idx], (0, t, 2 * t - 1)[: min(t, 3)])
-            for s, (_a, _b, scale) in zip(g.tolist(), ft.families(), strict=False):
-                z += scale * s
-            z += ft.head_scale * float(self.hashed[ft.head].sum())
+        g = self.hashed[ft.idx]
+        m = ft.m
+        z = (self.bias + float(np.dot(self.explicit, ft.explicit))
+             + ft.body_scale * float(g[:m].sum()) + ft.head_scale * float(g[m:].sum()))
         return Margin(z, ft)
 
     def probability(self, z: float) -> float:
@@ -164,8 +161,7 @@ class Classifier:
         contrib = model.explicit * ft.explicit * sign
         out = [f"{model.featurizer.concepts[i]} ({contrib[i]:+.2f})"
                for i in np.argsort(-contrib)[:k] if contrib[i] > 0.05]
-        a, b, scale = ft.families()[0]
-        per_tok = model.hashed[ft.idx[a:b]] * (scale * sign)
+        per_tok = model.hashed[ft.idx[:ft.n]] * (ft.body_scale * sign)
         seen: set[str] = set()
         for i in np.argsort(-per_tok)[: 3 * k]:
             if per_tok[i] <= 0.02 or len(seen) >= k:
