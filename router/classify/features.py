@@ -101,7 +101,7 @@ class Features:
     ``explicit`` holds the values of the explicit signals (see :attr:`Featurizer.concepts`).
     """
 
-    __slots__ = ("explicit", "featurizer", "idx", "keys", "m", "n", "starts", "text")
+    __slots__ = ("_astral", "explicit", "featurizer", "idx", "keys", "m", "n", "starts", "text")
 
     def __init__(self, featurizer: Featurizer, text: str, starts: npt.NDArray[np.intp],
                  keys: Array, idx: npt.NDArray[np.intp], explicit: npt.NDArray[np.float32]
@@ -114,6 +114,7 @@ class Features:
         self.m = len(keys)
         self.idx = idx
         self.explicit = explicit
+        self._astral: bool | None = None
 
     @property
     def body_scale(self) -> float:
@@ -126,7 +127,10 @@ class Features:
 
     def span(self, i: int, ngram: int = 1) -> str:
         """Text of the n-gram that starts at token ``i`` (slow path, for explanations)."""
-        parts = [self.featurizer.token_text(self.text, self.starts, j)
+        if self._astral is None:  # characters outside the BMP shift UTF-16 positions
+            self._astral = not self.text.isascii() and len(
+                self.text.encode("utf-16-le", "surrogatepass")) != 2 * len(self.text)
+        parts = [self.featurizer.token_text(self.text, self.starts, j, self._astral)
                  for j in range(i, min(i + ngram, self.n))]
         cjk = all(len(x) == 1 and not x.isascii() for x in parts)
         return ("" if cjk else " ").join(parts)
@@ -250,9 +254,9 @@ class Featurizer:
 
     # -- slow paths: cue table, explanations ---------------------------------------------------
 
-    def token_text(self, text: str, starts: npt.NDArray[np.intp], i: int) -> str:
+    def token_text(self, text: str, starts: npt.NDArray[np.intp], i: int, astral: bool) -> str:
         """Text of token ``i`` (``starts`` count UTF-16 units, as :meth:`featurize` does)."""
-        if not text.isascii() and len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text):
+        if astral:
             toks = self.token_texts(text)  # astral characters shift positions: slow path
             return toks[i] if i < len(toks) else ""
         s = int(starts[i])

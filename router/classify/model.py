@@ -158,18 +158,24 @@ class Classifier:
         """The strongest contributions towards ``task``: explicit signals first, then tokens."""
         sign = 1.0 if task == "reasoning" else -1.0
         ft = m.features
-        contrib = model.explicit * ft.explicit * sign
-        out = [f"{model.featurizer.concepts[i]} ({contrib[i]:+.2f})"
-               for i in np.argsort(-contrib)[:k] if contrib[i] > 0.05]
-        per_tok = model.hashed[ft.idx[:ft.n]] * (ft.body_scale * sign)
-        seen: set[str] = set()
-        for i in np.argsort(-per_tok)[: 3 * k]:
-            if per_tok[i] <= 0.02 or len(seen) >= k:
+        names = model.featurizer.concepts
+        contrib = (model.explicit * ft.explicit * np.float32(sign)).tolist()
+        order = sorted(range(len(contrib)), key=contrib.__getitem__, reverse=True)[:k]
+        out = [f"{names[i]} ({contrib[i]:+.2f})" for i in order if contrib[i] > 0.05]
+        t = ft.n
+        if not t:
+            return tuple(out)
+        per = model.hashed[ft.idx[:t]] * np.float32(ft.body_scale * sign)
+        cand = np.argpartition(-per, 3 * k)[:3 * k] if t > 3 * k else np.arange(t)
+        cand = cand[np.argsort(-per[cand])]
+        seen: set[int] = set()
+        for i, v, key in zip(cand.tolist(), per[cand].tolist(), ft.keys[cand].tolist(),
+                             strict=True):
+            if v <= 0.02 or len(seen) >= k:
                 break
-            word = ft.span(int(i)).lower()
-            if word not in seen:
-                seen.add(word)
-                out.append(f'"{word}" ({per_tok[i]:+.2f})')
+            if key not in seen:  # the same token elsewhere in the text
+                seen.add(key)
+                out.append(f'"{ft.span(i).lower()}" ({v:+.2f})')
         return tuple(out)
 
 
