@@ -169,29 +169,32 @@ class Featurizer:
     # -- the hot path --------------------------------------------------------------------------
 
     def _chars(self, text: str) -> tuple[npt.NDArray[np.uint32] | npt.NDArray[np.uint8],
-                                          npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        """Canonical codes, word flags and token flags per character (UTF-16 unit)."""
+                                          npt.NDArray[np.bool_]]:
+        """Canonical codes per character (UTF-16 unit), and where each token starts.
+
+        A token starts at a token character that does not continue a word (a word character
+        right after another word character).
+        """
         if text.isascii():  # bytes.translate: a table lookup per byte, in C
             b = text.encode("ascii")
-            return (np.frombuffer(b.translate(self._canon8), dtype=np.uint8),
-                    np.frombuffer(b.translate(self._word8), dtype=bool),
-                    np.frombuffer(b.translate(self._real8), dtype=bool))
+            w = b.translate(self._word8)
+            word = np.frombuffer(w, dtype=bool)
+            prev = np.frombuffer(b"\0" + w[:-1], dtype=bool) if w else word
+            real = np.frombuffer(b.translate(self._real8), dtype=bool)
+            return np.frombuffer(b.translate(self._canon8), dtype=np.uint8), real > (word & prev)
         return self._chars_utf16(text)
 
-    def _chars_utf16(self, text: str) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_],
-                                               npt.NDArray[np.bool_]]:
+    def _chars_utf16(self, text: str) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
         cu = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)
         cu = cu.astype(np.intp)  # gathers with native indices are twice as fast
-        return self._canon[cu], self._word[cu], self._real[cu]
+        word = self._word[cu]
+        prev = np.concatenate(([False], word[:-1]))
+        return self._canon[cu], self._real[cu] > (word & prev)
 
     def featurize(self, text: str) -> Features:
         text = truncate(text)
-        canon, word, real = self._chars(text)
+        canon, first = self._chars(text)
         n = len(canon)
-        first = np.empty(n, dtype=bool)  # first character of a token
-        if n:
-            first[0] = real[0]
-            np.greater(real[1:], word[1:] & word[:-1], out=first[1:])
         starts = first.nonzero()[0]
         t = len(starts)
         if t == 0:
@@ -211,16 +214,12 @@ class Featurizer:
         tri += h[2:]
         e = HEAD_TOKENS
         b = 2 * t - 1  # end of the bigrams
-        idx = np.empty(m + (4 * e if t > 2 * e else b), dtype=np.intp)  # native: fast gathers
-        body = idx[:m]
+        body = np.empty(m, dtype=np.intp)  # native indices: faster gathers
         np.right_shift(keys * U32(_MIX), self._shift, out=body, casting="unsafe")
         if t > 2 * e:
-            idx[m:m + e] = body[:e]
-            idx[m + e:m + 2 * e] = body[t - e:t]
-            idx[m + 2 * e:m + 3 * e] = body[t:t + e]
-            idx[m + 3 * e:] = body[b - e:b]
+            idx = np.concatenate((body, body[:e], body[t - e:t + e], body[b - e:b]))
         else:
-            idx[m:] = body[:b]
+            idx = np.concatenate((body, body[:b]))
         idx[m:] ^= self._head_xor_i
         return Features(self, text, starts, keys, idx, self._explicit(text, keys, body, t))
 
@@ -231,9 +230,10 @@ class Featurizer:
         k = len(CONCEPTS)
         out = np.empty(2 * k + 2, dtype=np.float32)
         hits = (self._cue_key[body] == keys).nonzero()[0]
-        if len(hits):
+        nh = len(hits)
+        e = HEAD_TOKENS
+        if nh and (nh > 48 or t <= 2 * e):
             ids = self._cue_id[body[hits]]
-            e = HEAD_TOKENS
             if t > 2 * e:  # hits among the first or last e n-grams of their family count twice
                 bounds = np.array((0, e, t - e, t + e, 2 * t - 1 - e, 2 * t - 1 + e,
                                    3 * t - 3 - e))
@@ -245,6 +245,15 @@ class Featurizer:
                 c = np.bincount(ids, minlength=k)
                 out[:k] = c
                 out[k:2 * k] = c
+            np.log1p(out[:2 * k], out=out[:2 * k])
+        elif nh:  # few hits: plain Python is cheaper than a dozen numpy calls
+            counts = [0.0] * (2 * k)
+            b = 2 * t - 1
+            for j, c in zip(hits.tolist(), self._cue_id[body[hits]].tolist(), strict=True):
+                counts[c] += 1.0
+                if j < e or t - e <= j < t + e or b - e <= j < b + e or j >= 3 * t - 3 - e:
+                    counts[k + c] += 1.0
+            out[:2 * k] = counts
             np.log1p(out[:2 * k], out=out[:2 * k])
         else:
             out[:2 * k] = 0.0
