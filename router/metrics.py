@@ -114,6 +114,12 @@ class Metrics:
                                          "far (+Inf: nothing spent yet, or no window).",
                                          ("scope", "scope_id", "period"))
         self._children: dict[tuple[Any, ...], Any] = {}
+        # Series that must exist at 0 from the start: increase() and rate() cannot see the
+        # first event of a series created by that event.
+        for result in ("ok", "error"):
+            self.child(self.policy_reloads, result)
+        for op in ("reserve", "settle", "budget_status"):
+            self.child(self.store_errors, op)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """The labelled child of ``metric``, cached (labels() costs ~2 µs, this ~0.1 µs)."""

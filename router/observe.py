@@ -27,8 +27,9 @@ def finish(metrics: Metrics, out: Outcome, exc: GatewayError | None = None) -> N
     now = time.perf_counter()
     total = now - out.started
     status = exc.status_code if exc is not None else out.status
-    model = out.served_by or "none"
     decision = out.decision
+    # a failed request is counted under the model it was meant for
+    model = out.served_by or (decision.model if decision is not None else "none")
     task = decision.task if decision is not None and decision.task else "none"
     m = metrics
     m.child(m.requests, out.route, model, task, str(status)).inc()

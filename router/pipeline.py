@@ -195,8 +195,9 @@ async def _settle(state: AppState, out: Outcome, status: str) -> None:
     row = ledger_row(state, out, status)
     overshoot = await state.accountant.settle(hold, out.actual_micro or 0, row)
     observe.spent(state.metrics, row)
-    if overshoot:
+    if overshoot:  # bounded by the plan; reported in the request's log line
         out.extra["overshoot_micro"] = overshoot
+        log.warning("request_id=%s settled %d µ$ above its reservation", out.request_id, overshoot)
 
 
 async def _call(state: AppState, out: Outcome, chain: tuple[str, ...], endpoint: Endpoint,
