@@ -123,15 +123,52 @@ def text_counter(tokenizer: str) -> Counter:
 
         return count_hf
     configure_offline()
-    import tiktoken
+    core = _core_bpe(tokenizer)
+    if core is None:  # tiktoken's internals changed: its public API (the vocabulary kept twice)
+        import tiktoken
 
-    enc = tiktoken.get_encoding(tokenizer)
-    encode = enc.encode_ordinary  # never raises on text that looks like a special token
+        encode = tiktoken.get_encoding(tokenizer).encode_ordinary
+
+        def count_public(text: str) -> int:
+            return len(encode(text)) if text else 0
+
+        return count_public
+    ordinary = core.encode_ordinary  # never raises on text that looks like a special token
 
     def count(text: str) -> int:
-        return len(encode(text)) if text else 0
+        if not text:
+            return 0
+        try:
+            return len(ordinary(text))
+        except UnicodeEncodeError:  # lone surrogates: as tiktoken's Encoding.encode_ordinary
+            return len(ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")))
 
     return count
+
+
+def _core_bpe(name: str) -> Any:
+    """tiktoken's Rust encoder for ``name``, without the rest of its ``Encoding``.
+
+    ``tiktoken.get_encoding`` keeps the vocabulary twice: in the Rust ``CoreBPE`` that encodes,
+    and as a Python dict of 200,000 bytes objects that only its decoding helpers use. Counting
+    needs the first only: building it from the same constructor and letting the dict go keeps
+    ~28 MB less resident per encoding (o200k_base: 76 -> 48 MB), with identical counts. None if
+    tiktoken's internals are not as expected; an unknown name raises as ``get_encoding`` does.
+    """
+    import tiktoken
+
+    try:
+        from tiktoken import _tiktoken, registry  # type: ignore[attr-defined]
+
+        registry._find_constructors()
+        constructors = registry.ENCODING_CONSTRUCTORS
+        if constructors is None or name not in constructors:
+            tiktoken.get_encoding(name)  # raises tiktoken's own "Unknown encoding" error
+            return None
+        spec = constructors[name]()
+        return _tiktoken.CoreBPE(spec["mergeable_ranks"], spec["special_tokens"], spec["pat_str"])
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return None
 
 
 def _as_text(value: Any) -> str:
