@@ -3,9 +3,10 @@
 The gateway asks every OpenAI-compatible upstream for ``stream_options.include_usage`` so the
 final usage is known. When the client did not ask for it, the extra usage-only chunk (empty
 ``choices``) is dropped, so the client sees exactly the stream it asked for. Each event costs a
-substring search; only an event carrying a non-null ``usage`` is parsed. Raw events are kept (by
-reference) so that, if the upstream never sends usage or the client disconnects, the generated
-text can be counted at the end.
+substring search (``"usage":null``, in every chunk of such a stream but the last, is recognised
+right there); only an event carrying a non-null ``usage`` is parsed. Raw events are kept (by
+reference, without their blank line) so that, if the upstream never sends usage or the client
+disconnects, the generated text can be counted at the end.
 """
 
 from __future__ import annotations
@@ -31,15 +32,6 @@ def _has_usage(event: bytes) -> bool:
     return event[k : k + 1] == b"{"
 
 
-def _split(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Complete events (each with its terminating blank line) and the unfinished rest."""
-    if b"\r\n" in buffer:
-        buffer = buffer.replace(b"\r\n", b"\n")
-    parts = buffer.split(b"\n\n")
-    rest = parts.pop()
-    return [p + b"\n\n" for p in parts if p.strip()], rest
-
-
 class StreamRelay:
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self.strip_usage_chunk = strip_usage_chunk
@@ -51,20 +43,29 @@ class StreamRelay:
     def feed(self, data: bytes) -> bytes:
         """Take upstream bytes; return the bytes to send to the client now."""
         buffer = self._rest + data if self._rest else data
-        events, self._rest = _split(buffer)
-        if not events:
+        if b"\r\n" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        parts = buffer.split(b"\n\n")
+        self._rest = parts.pop()
+        if not parts:
             return b""
+        keep = self.events.append
         out = []
-        for event in events:
+        for event in parts:  # each without its blank line; whitespace-only ones are dropped
+            if not event or event.isspace():
+                continue
             if event.startswith(DONE):
                 self.done = True
                 out.append(event)
                 continue
-            self.events.append(event)
-            if _has_usage(event) and self._take_usage(event):
+            keep(event)
+            i = event.find(b'"usage"')
+            # `"usage":null`, in every chunk but the last of an include_usage stream: no usage
+            if i >= 0 and not event.startswith(b":null", i + 7) and _has_usage(event) \
+                    and self._take_usage(event):
                 continue
             out.append(event)
-        return b"".join(out)
+        return b"\n\n".join(out) + b"\n\n" if out else b""
 
     def _take_usage(self, event: bytes) -> bool:
         """Record usage from ``event``; True if the event should be dropped."""
