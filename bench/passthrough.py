@@ -26,6 +26,9 @@ def make_app(upstream: str, model: str) -> Any:
     session: aiohttp.ClientSession | None = None
     plain_url = f"{upstream}/v1/chat/completions"
     stream_url = f"{upstream}/stream/v1/chat/completions"
+    # the bench's model names pick the mock's path, as the gateway's routes do
+    by_model = {"auto": plain_url, "auto-stream": stream_url,
+                "auto-ttfb": f"{upstream}/ttfb/v1/chat/completions"}
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench-upstream"}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -56,11 +59,11 @@ def make_app(upstream: str, model: str) -> Any:
             chunks.append(msg.get("body", b""))
             more = msg.get("more_body", False)
         body = orjson.loads(b"".join(chunks))
-        body["model"] = model
         stream = bool(body.get("stream"))
+        url = by_model.get(body.get("model"), stream_url if stream else plain_url)
+        body["model"] = model
         assert session is not None
-        async with session.post(stream_url if stream else plain_url, data=orjson.dumps(body),
-                                headers=headers) as resp:
+        async with session.post(url, data=orjson.dumps(body), headers=headers) as resp:
             if not stream:
                 data = await resp.read()
                 await send({"type": "http.response.start", "status": resp.status,

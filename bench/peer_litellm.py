@@ -87,6 +87,11 @@ model_list:
       model: openai/gpt-4o-mini
       api_base: {mock_url}/stream/v1
       api_key: sk-bench-upstream
+  - model_name: auto-ttfb
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: {mock_url}/ttfb/v1
+      api_key: sk-bench-upstream
 """
 
 

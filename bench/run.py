@@ -243,12 +243,13 @@ def grid(run: Run) -> None:
 def measure_ttfb(run: Run) -> None:
     n = run.args.ttfb_requests
     print(f"streaming time to first byte, {n} sequential requests per target:", flush=True)
+    bodies = run.bodies["ttfb"].read_bytes().splitlines()
     for t in run.targets:
-        bodies = run.bodies["stream"].read_bytes().splitlines()
+        k = min(n, 300) if t.name == "litellm" else n  # ~70 ms a request: keep the run short
         run.ttfb_load[t.name] = loadavg()
-        run.ttfb[t.name] = ttfb.run("127.0.0.1", t.proc.port, t.paths["stream"], bodies, n,
-                                    t.auth, warmup=min(50, n))
-        run.served[t.name] = run.served.get(t.name, 0) + n + min(50, n)
+        run.ttfb[t.name] = ttfb.run("127.0.0.1", t.proc.port, t.paths["ttfb"], bodies, k,
+                                    t.auth, warmup=min(50, k))
+        run.served[t.name] = run.served.get(t.name, 0) + k + min(50, k)
         xs = sorted(run.ttfb[t.name])
         print(f"  {t.name:12s} p50 {pct(xs, 50) * 1000:7.2f} ms  p99 {pct(xs, 99) * 1000:7.2f} ms",
               flush=True)
@@ -403,8 +404,8 @@ def results_table(run: Run) -> str:
 
 
 def ttfb_table(run: Run) -> str:
-    rows = ["| target | load avg | TTFB p50 ms | TTFB p99 ms | overhead p50 ms | overhead p99 ms |",
-            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = ["| target | requests | load avg | TTFB p50 ms | TTFB p99 ms | overhead p50 ms "
+            "| overhead p99 ms |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     mock = sorted(run.ttfb.get("mock", []))
     for t in run.targets:
         xs = sorted(run.ttfb.get(t.name, []))
@@ -412,7 +413,8 @@ def ttfb_table(run: Run) -> str:
             continue
         o50 = "–" if t.name == "mock" else fmt((pct(xs, 50) - pct(mock, 50)) * 1000)
         o99 = "–" if t.name == "mock" else fmt((pct(xs, 99) - pct(mock, 99)) * 1000)
-        rows.append(f"| {t.name} | {run.ttfb_load[t.name]} | {fmt(pct(xs, 50) * 1000)} | "
+        rows.append(f"| {t.name} | {len(xs)} | {run.ttfb_load[t.name]} | "
+                    f"{fmt(pct(xs, 50) * 1000)} | "
                     f"{fmt(pct(xs, 99) * 1000)} | {o50} | {o99} |")
     return "\n".join(rows)
 
@@ -556,7 +558,8 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         " *CPU µs/req* = utime+stime of the server's process tree over the cell ÷ requests"
         " (for the gateway, Redis's own CPU per request in brackets). RSS = VmRSS after the cell.",
         "* **Streaming TTFB**: `bench/ttfb.py`, a raw-socket client, N sequential requests on one"
-        " keep-alive connection, time from sending the request to the first body byte.",
+        " keep-alive connection, time from sending the request to the first body byte, against"
+        " the mock's paced stream (`/ttfb/...`: first kilobyte at once, the rest at 1 MB/s).",
         "",
         "The machine is shared: other sessions run test suites on it, so absolute figures are"
         " noisy. The load average is printed next to every measurement; CPU µs per request and"
@@ -586,7 +589,10 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         "",
         "### Streaming time to first byte",
         "",
-        f"{a.ttfb_requests} sequential streaming requests per target on one connection.",
+        f"{a.ttfb_requests} sequential streaming requests per target (LiteLLM: at most 300) on"
+        " one connection, to the"
+        " mock's paced stream (its first three events at once, the rest a few ms later, as a"
+        " model streams tokens): the time until the first body byte reaches the client.",
         "",
         ttfb_table(run),
         "",
@@ -617,7 +623,7 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         for what, (rows, per_req, load, _) in run.profiles.items():
             lines += [f"{what}, 16 connections, {a.profile} s at 200 Hz, load {load}; "
                       f"{per_req:.0f} µs CPU per request over the window; each sample charged to "
-                      "the innermost frame of a known step (`bench/profile.py`).", "",
+                      "the innermost frame of a known step (`bench/spyprofile.py`).", "",
                       spyprofile.table(rows), ""]
     if run.notes:
         lines += ["### Notes", ""] + [f"* {n}" for n in run.notes] + [""]
@@ -685,9 +691,10 @@ def main(argv: list[str] | None = None) -> int:
         auth = f"Bearer {setup_gateway.GATEWAY_KEY}"
         chat = "/v1/chat/completions"
         run.targets = [
-            Target("mock", mock, {"json": chat, "stream": "/stream" + chat}),
-            Target("pass-through", bare, {"json": chat, "stream": chat}),
-            Target("gateway", gateway, {"json": chat, "stream": chat}, auth),
+            Target("mock", mock, {"json": chat, "stream": "/stream" + chat,
+                                  "ttfb": "/ttfb" + chat}),
+            Target("pass-through", bare, {"json": chat, "stream": chat, "ttfb": chat}),
+            Target("gateway", gateway, {"json": chat, "stream": chat, "ttfb": chat}, auth),
         ]
         if a.peer == "litellm":
             try:
@@ -695,16 +702,17 @@ def main(argv: list[str] | None = None) -> int:
                                                       log=run.tmp / "litellm-install.log")
                 peer, peer_auth = peer_litellm.start(run.tmp, free_port(), mock.url)
                 run.procs.append(peer)
-                run.targets.append(Target("litellm", peer, {"json": chat, "stream": chat},
+                run.targets.append(Target("litellm", peer,
+                                          {"json": chat, "stream": chat, "ttfb": chat},
                                           peer_auth))
             except peer_litellm.PeerUnavailable as exc:
                 run.peer_error = str(exc)
                 print(f"LiteLLM proxy not measured: {exc}", flush=True)
                 run.notes.append(f"LiteLLM proxy not measured: {exc}")
-        for mode, model in (("json", "auto"), ("stream", "auto-stream")):
+        for mode, model in (("json", "auto"), ("stream", "auto-stream"), ("ttfb", "auto-ttfb")):
             path = run.tmp / f"bodies-{mode}.jsonl"
             path.write_bytes(b"\n".join(setup_gateway.bodies(512, model=model,
-                                                              stream=mode == "stream")) + b"\n")
+                                                              stream=mode != "json")) + b"\n")
             run.bodies[mode] = path
         for t in run.targets:
             check_once(t, run)
