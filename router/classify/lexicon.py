@@ -64,7 +64,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     ),
     "quantity question": (
         "how many", "how much", "how long", "how far", "how old", "what percent",
-        "what is the", "多少", "几个", "几天", "几岁", "几只", "几本", "几人", "多少钱",
+        "the value of", "多少", "几个", "几天", "几岁", "几只", "几本", "几人", "多少钱",
     ),
     "logic cue": (
         "puzzle", "riddle", "logic", "logical", "deduce", "infer", "conclude", "liar", "lies",
@@ -76,7 +76,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "前提", "结论", "矛盾", "只有", "成立", "可能", "排在", "第几", "arranged",
         "fixed order", "consistent", "swap", "swaps", "trade", "trades", "switch",
         "at the end", "at the start", "from the left", "from the right", "between what",
-        "交换", "顺序", "排列", "从左", "从右", "最后", "一开始",
+        "交换", "顺序", "排列", "从左", "从右", "最后", "一开始", "if all", "are all",
+        "does it follow", "it follows", "must be true", "syllogism", "三段论", "能推出", "推出",
     ),
     "ordering task": (
         "sort", "sorted", "alphabetically", "alphabetical", "ascending", "descending", "rank",

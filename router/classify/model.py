@@ -161,7 +161,8 @@ class Classifier:
         names = model.featurizer.concepts
         contrib = (model.explicit * ft.explicit * np.float32(sign)).tolist()
         order = sorted(range(len(contrib)), key=contrib.__getitem__, reverse=True)[:k]
-        out = [f"{names[i]} ({contrib[i]:+.2f})" for i in order if contrib[i] > 0.05]
+        out = [f"{names[i]} ({contrib[i]:+.2f})" for i in order
+               if contrib[i] > 0.05 and (names[i] != "long document" or len(ft.text) > 900)]
         t = ft.n
         if not t:
             return tuple(out)
