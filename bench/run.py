@@ -536,8 +536,10 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         "",
         "* **Mock upstream**: nginx (one worker, no access log) answering"
         " `POST /v1/chat/completions` with a fixed chat completion with usage, and"
-        " `POST /stream/v1/chat/completions` with a"
-        " fixed SSE stream (16 chunks, a usage chunk, `[DONE]`) — `bench/mock_upstream.py`.",
+        " `POST /stream/v1/chat/completions` with a fixed SSE stream (role, 14 content and"
+        " finish chunks, a usage chunk, `[DONE]`) sent at once, and `POST"
+        " /ttfb/v1/chat/completions` with the same stream paced (first kilobyte at once, the"
+        " rest at 1 MB/s) — `bench/mock_upstream.py`.",
         "* **Gateway**: `router serve` (uvicorn + uvloop + httptools, one worker) with"
         " `bench/setup_gateway.py`'s config: token counting (tiktoken o200k), the classifier, the"
         " policy choosing among three models (`auto` / `auto-stream`), budgets on Redis (global,"
@@ -606,11 +608,16 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
     ]
     if run.steps:
         lines += ["### Where the CPU goes: per step, in-process", "",
-                  "`bench/steps.py`: each step of the request path timed alone with"
-                  " `time.process_time` over the 512 bench bodies, one request at a time, best of"
-                  f" 3 passes (load average {run.steps[1]} when it started). The gateway's CPU per"
-                  " request under load (table above) minus the sum of these is the HTTP server,"
-                  " the framework objects, the event loop and the sockets.", "",
+                  "`bench/steps.py`: each step of the request path timed with"
+                  " `time.process_time` (CPU) over the 512 bench bodies, one request at a time,"
+                  " best of 3 passes; steps 1-4 line by line inside one pass, as"
+                  " `pipeline._decide` runs them (timed apart, token counting and classification"
+                  " each look cheaper: their caches stay warm). Load average"
+                  f" {run.steps[1]} when it started. I/O steps (Redis, upstream) include their"
+                  " socket calls; under concurrent load the event loop batches some of that"
+                  " work, so they cost less per request there. The gateway's CPU per request"
+                  " under load (table above) minus these is the HTTP server, the framework"
+                  " objects and the event loop.", "",
                   run.steps[0], ""]
     if run.profiles:
         lines += ["### Profile (py-spy)", "",
