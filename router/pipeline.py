@@ -249,7 +249,7 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
     counter = counting_model(policy, requested)
     tokenizer = state.tokenizers[counter] if counter is not None else "estimate"
     tokens = count_chat_tokens(body, tokenizer)
-    cls = state.classify(body["messages"]) if state.classify is not None else None
+    cls = state.classify_fast(body["messages"]) if state.classify_fast is not None else None
     if cls is not None:
         observe.classified(state.metrics, cls.task, cls.confidence)
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)

@@ -7,6 +7,8 @@ network: transports connect lazily on the first request.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -46,6 +48,8 @@ class AppState:
     policy: PolicyReloader | None = None
     #: None when the classifier's weights cannot be loaded (routing treats it as unsure).
     classify: Classify | None = None
+    #: The same without explanations (~70 µs cheaper): the request path's classifier.
+    classify_fast: Classify | None = None
     ready: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     #: Keys created through the admin API (also consulted by ``keys``).
@@ -112,6 +116,7 @@ def build_state(
         metrics=metrics,
         policy=policy,
         classify=classify,
+        classify_fast=_without_signals(classify),
         dynamic_keys=dynamic_keys,
     )
 
@@ -132,3 +137,15 @@ def _reloaded(metrics: Metrics, event: ReloadEvent) -> None:
     metrics.child(metrics.policy_reloads, "ok" if event.ok else "error").inc()
     if not event.ok:
         log.error("policy reload refused, the running policy stays:\n%s", event.error)
+
+
+def _without_signals(classify: Classify | None) -> Classify | None:
+    """The classifier without explanations, when it supports that (the request path's)."""
+    if classify is None:
+        return None
+    try:
+        if "explain" in inspect.signature(classify).parameters:
+            return functools.partial(classify, explain=False)  # type: ignore[call-arg]
+    except (TypeError, ValueError):
+        pass
+    return classify
