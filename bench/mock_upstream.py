@@ -2,10 +2,9 @@
 
 ``POST /v1/chat/completions`` returns a chat completion with usage (JSON); ``POST
 /stream/v1/chat/completions`` returns a fixed SSE stream (role chunk, content chunks, a finish
-chunk, a usage-only chunk, ``data: [DONE]``) as ``text/event-stream``, all at once;
-``POST /ttfb/v1/chat/completions`` the same stream paced: its first kilobyte (three events) at
-once, the rest at 1 MB/s, for time-to-first-byte measurements where the first events must reach
-the proxy before the end of the stream does. nginx runs in the
+chunk, a usage-only chunk, ``data: [DONE]``) as ``text/event-stream``, all at once. (The
+time-to-first-byte measurement needs the stream paced, which nginx cannot do for a few kilobytes:
+bench/paced_upstream.py serves that.) nginx runs in the
 foreground from a generated config in the run's temporary directory (no system service), with one
 worker process, no access log, on a free loopback port. The bodies are files served with sendfile
 after an internal redirect (nginx refuses a POST to a static file otherwise); the request body is
@@ -102,10 +101,6 @@ http {{
             return 405;
             error_page 405 =200 /_body/stream;
         }}
-        location = /ttfb/v1/chat/completions {{
-            return 405;
-            error_page 405 =200 /_body/stream-paced;
-        }}
         location = /_body/completion {{
             internal;
             default_type application/json;
@@ -115,16 +110,6 @@ http {{
             internal;
             default_type text/event-stream;
             add_header cache-control no-cache;
-            alias {tmp}/stream.sse;
-        }}
-        # the same stream, its first KB at once and the rest at 1 MB/s (a few ms later), so a
-        # proxy sees its first events before the rest, as from a model generating tokens
-        location = /_body/stream-paced {{
-            internal;
-            default_type text/event-stream;
-            add_header cache-control no-cache;
-            limit_rate_after 1k;
-            limit_rate 1m;
             alias {tmp}/stream.sse;
         }}
         location = /v1/models {{

@@ -22,13 +22,13 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
-def make_app(upstream: str, model: str) -> Any:
+def make_app(upstream: str, model: str, paced: str | None = None) -> Any:
     session: aiohttp.ClientSession | None = None
     plain_url = f"{upstream}/v1/chat/completions"
     stream_url = f"{upstream}/stream/v1/chat/completions"
     # the bench's model names pick the mock's path, as the gateway's routes do
     by_model = {"auto": plain_url, "auto-stream": stream_url,
-                "auto-ttfb": f"{upstream}/ttfb/v1/chat/completions"}
+                "auto-ttfb": f"{paced or upstream}/v1/chat/completions"}
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench-upstream"}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -83,9 +83,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream", required=True)
+    ap.add_argument("--paced", help="the paced streaming upstream (model auto-ttfb)")
     ap.add_argument("--model", default="gpt-4o-mini")
     args = ap.parse_args()
-    uvicorn.run(make_app(args.upstream, args.model), host="127.0.0.1", port=args.port,
+    uvicorn.run(make_app(args.upstream, args.model, args.paced), host="127.0.0.1", port=args.port,
                 loop="uvloop", http="httptools", access_log=False, log_level="warning",
                 lifespan="on", timeout_keep_alive=30)
 

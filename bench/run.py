@@ -11,10 +11,11 @@ pass-through of DESIGN decision 1 (bench/passthrough.py) and, with ``--peer lite
 proxy (bench/peer_litellm.py). wrk drives each with a few hundred distinct chat bodies
 (bench/post.lua) at 1 and 16 connections, non-streaming and streaming, the targets interleaved
 so that they see the same machine load; a raw-socket client measures streaming time to first
-byte (bench/ttfb.py); a long run checks the gateway's memory for growth; bench/steps.py times
-each step of the request path in-process. CPU per request comes
-from /proc (utime + stime of each server's process tree over the measurement), resident memory
-from VmRSS. Exit status: 0 done, 3 a required tool is missing (the smoke test skips on it).
+byte against a paced stream (bench/ttfb.py, bench/paced_upstream.py); a long run checks the
+gateway's memory for growth; bench/steps.py times each step of the request path in-process.
+CPU per request comes from /proc (utime + stime of each server's process tree over the
+measurement), resident memory from VmRSS. Exit status: 0 done, 3 a required tool is missing
+(the smoke test skips on it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Target:
     proc: Proc
     paths: dict[str, str]  # mode -> request path
     auth: str | None = None
+    #: Where its streaming TTFB is measured, if not at ``proc`` (the mock: the paced upstream).
+    ttfb_proc: Proc | None = None
 
 
 @dataclass
@@ -165,9 +168,9 @@ def start_redis(run: Run) -> Proc:
     return p
 
 
-def start_gateway(run: Run, mock: Proc, redis: Proc) -> Proc:
+def start_gateway(run: Run, mock: Proc, redis: Proc, paced: Proc) -> Proc:
     cfg = setup_gateway.write_gateway_files(run.tmp, mock.url, f"redis://127.0.0.1:{redis.port}/0",
-                                            run.args.lease_fraction)
+                                            run.args.lease_fraction, paced.url)
     port = free_port()
     p = spawn("gateway", [sys.executable, "-m", "router", "serve", "--config", str(cfg), "--port",
                           str(port)], port, run.tmp / "gateway.log",
@@ -182,10 +185,20 @@ def start_gateway(run: Run, mock: Proc, redis: Proc) -> Proc:
     return p
 
 
-def start_passthrough(run: Run, mock: Proc) -> Proc:
+def start_paced(run: Run) -> Proc:
+    port = free_port()
+    p = spawn("paced upstream", [sys.executable, str(HERE / "paced_upstream.py"), "--port",
+                                 str(port), "--delay-ms", str(run.args.ttfb_delay_ms)], port,
+              run.tmp / "paced.log")
+    harness.wait_port(p)
+    return p
+
+
+def start_passthrough(run: Run, mock: Proc, paced: Proc) -> Proc:
     port = free_port()
     p = spawn("pass-through", [sys.executable, str(HERE / "passthrough.py"), "--port", str(port),
-                               "--upstream", mock.url], port, run.tmp / "passthrough.log")
+                               "--upstream", mock.url, "--paced", paced.url], port,
+              run.tmp / "passthrough.log")
     harness.wait_http(p, "/", timeout=60)
     return p
 
@@ -247,8 +260,9 @@ def measure_ttfb(run: Run) -> None:
     for t in run.targets:
         k = min(n, 300) if t.name == "litellm" else n  # ~70 ms a request: keep the run short
         run.ttfb_load[t.name] = loadavg()
-        run.ttfb[t.name] = ttfb.run("127.0.0.1", t.proc.port, t.paths["ttfb"], bodies, k,
-                                    t.auth, warmup=min(50, k))
+        port = (t.ttfb_proc or t.proc).port
+        run.ttfb[t.name] = ttfb.run("127.0.0.1", port, t.paths["ttfb"], bodies, k, t.auth,
+                                    warmup=min(50, k))
         run.served[t.name] = run.served.get(t.name, 0) + k + min(50, k)
         xs = sorted(run.ttfb[t.name])
         print(f"  {t.name:12s} p50 {pct(xs, 50) * 1000:7.2f} ms  p99 {pct(xs, 99) * 1000:7.2f} ms",
@@ -537,9 +551,7 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         "* **Mock upstream**: nginx (one worker, no access log) answering"
         " `POST /v1/chat/completions` with a fixed chat completion with usage, and"
         " `POST /stream/v1/chat/completions` with a fixed SSE stream (role, 14 content and"
-        " finish chunks, a usage chunk, `[DONE]`) sent at once, and `POST"
-        " /ttfb/v1/chat/completions` with the same stream paced (first kilobyte at once, the"
-        " rest at 1 MB/s) — `bench/mock_upstream.py`.",
+        " finish chunks, a usage chunk, `[DONE]`) sent at once — `bench/mock_upstream.py`.",
         "* **Gateway**: `router serve` (uvicorn + uvloop + httptools, one worker) with"
         " `bench/setup_gateway.py`'s config: token counting (tiktoken o200k), the classifier, the"
         " policy choosing among three models (`auto` / `auto-stream`), budgets on Redis (global,"
@@ -561,7 +573,8 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         " (for the gateway, Redis's own CPU per request in brackets). RSS = VmRSS after the cell.",
         "* **Streaming TTFB**: `bench/ttfb.py`, a raw-socket client, N sequential requests on one"
         " keep-alive connection, time from sending the request to the first body byte, against"
-        " the mock's paced stream (`/ttfb/...`: first kilobyte at once, the rest at 1 MB/s).",
+        " a paced stream (`bench/paced_upstream.py`: the first three events at once, the rest"
+        " later; nginx cannot pace a body this small).",
         "",
         "The machine is shared: other sessions run test suites on it, so absolute figures are"
         " noisy. The load average is printed next to every measurement; CPU µs per request and"
@@ -593,8 +606,9 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         "",
         f"{a.ttfb_requests} sequential streaming requests per target (LiteLLM: at most 300) on"
         " one connection, to the"
-        " mock's paced stream (its first three events at once, the rest a few ms later, as a"
-        " model streams tokens): the time until the first body byte reaches the client.",
+        " paced upstream (`bench/paced_upstream.py`: its first three events at once, the rest"
+        f" {a.ttfb_delay_ms:g} ms later, as a model streams tokens): the time until the first"
+        " body byte reaches the client. The mock's row is that upstream called directly.",
         "",
         ttfb_table(run),
         "",
@@ -647,7 +661,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk cell (default 10)")
     ap.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per target and mode")
     ap.add_argument("--repeat", type=int, default=1, help="interleaved repetitions per cell")
-    ap.add_argument("--ttfb-requests", type=int, default=2000)
+    ap.add_argument("--ttfb-requests", type=int, default=1000)
+    ap.add_argument("--ttfb-delay-ms", type=float, default=20.0,
+                    help="the paced upstream sends the rest of its stream this long after the "
+                         "first three events")
     ap.add_argument("--mem-requests", type=int, default=50_000,
                     help="N of the memory check (RSS after N and 2N requests); 0 skips it")
     ap.add_argument("--profile", type=int, default=0, metavar="SECONDS",
@@ -689,17 +706,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mock = start_mock(run.tmp, free_port())
         run.procs.append(mock)
+        paced = start_paced(run)
+        run.procs.append(paced)
         run.redis = start_redis(run)
         run.procs.append(run.redis)
-        gateway = start_gateway(run, mock, run.redis)
+        gateway = start_gateway(run, mock, run.redis, paced)
         run.procs.append(gateway)
-        bare = start_passthrough(run, mock)
+        bare = start_passthrough(run, mock, paced)
         run.procs.append(bare)
         auth = f"Bearer {setup_gateway.GATEWAY_KEY}"
         chat = "/v1/chat/completions"
         run.targets = [
-            Target("mock", mock, {"json": chat, "stream": "/stream" + chat,
-                                  "ttfb": "/ttfb" + chat}),
+            Target("mock", mock, {"json": chat, "stream": "/stream" + chat, "ttfb": chat},
+                   ttfb_proc=paced),
             Target("pass-through", bare, {"json": chat, "stream": chat, "ttfb": chat}),
             Target("gateway", gateway, {"json": chat, "stream": chat, "ttfb": chat}, auth),
         ]
@@ -707,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 litellm_version = peer_litellm.ensure(install=not a.no_install,
                                                       log=run.tmp / "litellm-install.log")
-                peer, peer_auth = peer_litellm.start(run.tmp, free_port(), mock.url)
+                peer, peer_auth = peer_litellm.start(run.tmp, free_port(), mock.url, paced.url)
                 run.procs.append(peer)
                 run.targets.append(Target("litellm", peer,
                                           {"json": chat, "stream": chat, "ttfb": chat},

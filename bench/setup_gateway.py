@@ -25,12 +25,12 @@ MODELS = (("bench-mini", "gpt-4o-mini"), ("bench-large", "gpt-4.1"),
 CAPABILITY = {"bench-mini": (40, 45), "bench-large": (66, 71), "bench-reasoner": (81, 63)}
 
 
-def config_yaml(mock_url: str, redis_url: str, lease_fraction: float) -> str:
+def config_yaml(mock_url: str, redis_url: str, lease_fraction: float, paced_url: str) -> str:
     digest = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
     models = []
     for name, upstream in MODELS:
         for suffix, base in (("", f"{mock_url}/v1"), ("-s", f"{mock_url}/stream/v1"),
-                             ("-t", f"{mock_url}/ttfb/v1")):
+                             ("-t", f"{paced_url}/v1")):
             models.append(f"""  {name}{suffix}:
     provider: openai
     upstream_model: {upstream}
@@ -92,7 +92,7 @@ routes:
     description: Streaming bench traffic (the mock's SSE path).
     models: [{streaming}]
   auto-ttfb:
-    description: Streaming time-to-first-byte traffic (the mock's paced SSE path).
+    description: Streaming time-to-first-byte traffic (bench/paced_upstream.py).
     models: [{paced}]
 budgets:
   global: {{monthly: {{limit_usd: {big}}}}}
@@ -102,11 +102,11 @@ budgets:
 """
 
 
-def write_gateway_files(tmp: Path, mock_url: str, redis_url: str,
-                        lease_fraction: float) -> Path:
+def write_gateway_files(tmp: Path, mock_url: str, redis_url: str, lease_fraction: float,
+                        paced_url: str | None = None) -> Path:
     (tmp / "policy.yaml").write_text(policy_yaml())
     cfg = tmp / "config.yaml"
-    cfg.write_text(config_yaml(mock_url, redis_url, lease_fraction))
+    cfg.write_text(config_yaml(mock_url, redis_url, lease_fraction, paced_url or mock_url))
     return cfg
 
 
