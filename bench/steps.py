@@ -109,6 +109,9 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
     warm.served_by = d0.model
     await state.accountant.settle(hold, 0, ledger_row(state, warm, "ok"))
 
+    # the request path's classifier (without explanations where the state has one)
+    classify = getattr(state, "classify_fast", None) or state.classify
+
     # Steps 1-4 as pipeline._decide runs them, timed line by line in one pass: measured apart,
     # token counting and classification each look cheaper (their caches stay warm), so the
     # interleaved figures are the ones the request path pays.
@@ -132,7 +135,7 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
             t.append(pc())
             tokens = count_chat_tokens(body, tokenizer)
             t.append(pc())
-            c = state.classify(body["messages"]) if state.classify is not None else None
+            c = classify(body["messages"]) if classify is not None else None
             t.append(pc())
             if c is not None:
                 observe.classified(state.metrics, c.task, c.confidence)
@@ -151,7 +154,7 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
     add("steps 1-4: count, classify, decide (pipeline._decide)", whole)
     for name, us in zip(parts, best, strict=True):
         add("  " + name, us, "classifier unavailable" if name == "classify" and
-            state.classify is None else "")
+            classify is None else "")
 
     outs = []
     for i, b in enumerate(bodies):
