@@ -447,7 +447,3 @@ def resolve_key_hashes(cfg: Config, env: Mapping[str, str] | None = None) -> dic
         elif key.key_env and env.get(key.key_env):
             out[key_hash(env[key.key_env])] = key
     return out
-
-
-def as_jsonable(cfg: Config) -> dict[str, Any]:
-    return cfg.model_dump(mode="json")

@@ -14,7 +14,6 @@ request path pays a dict lookup and an add per sample.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -139,14 +138,3 @@ def render(metrics: Metrics) -> tuple[bytes, str]:
         mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(metrics.registry), CONTENT_TYPE_LATEST
-
-
-def mark_process_dead(pid: int) -> None:
-    """Called when a worker exits in multiprocess mode (removes its live gauges)."""
-    if multiprocess():
-        from prometheus_client import multiprocess as mp
-
-        mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
-Observer = Callable[[float], None]

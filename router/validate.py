@@ -102,7 +102,3 @@ def check_embeddings(body: dict[str, Any]) -> str:
         if not isinstance(item, str | int | list) or isinstance(item, bool):
             raise InvalidRequest("'input' items must be strings or token arrays.", param="input")
     return model
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)

@@ -50,11 +50,6 @@ class Dispatched:
     response: UpstreamResponse
     attempts: list[Attempt] = field(default_factory=list)
 
-    @property
-    def fallbacks_used(self) -> int:
-        models = [a.model for a in self.attempts]
-        return len(dict.fromkeys(models)) - 1
-
 
 def upstream_message(body: bytes, secrets: Sequence[str] = ()) -> str:
     """The upstream's error message, trimmed, with anything key-like redacted."""
