@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from bisect import bisect_left
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +40,9 @@ _Q = 0x9E3779B1  # combines tokens into n-grams
 _MIX = 0x85EBCA6B  # multiplicative hashing into buckets
 _OFFSET = 0x2545F491  # added to every token hash, so all-digit tokens are not 0
 _HEAD_XOR = 0x5BD1E995  # permutes the buckets of the "instruction" family (masked)
+
+# The same constants as numpy scalars, made once: the hot path passes them to ufuncs.
+_P32, _Q32, _MIX32, _OFFSET32 = U32(_P), U32(_Q), U32(_MIX), U32(_OFFSET)
 
 HEAD_TOKENS = 24  # tokens at each end of the text that also feed the "instruction" family
 MAX_CHARS = 3072  # longest text featurised; longer text keeps its head and tail
@@ -92,20 +97,33 @@ def _build_tables() -> tuple[Array, npt.NDArray[np.bool_], npt.NDArray[np.bool_]
     return canon, cls == WORD, cls != SEP
 
 
+class NGrams(NamedTuple):
+    """The first step of featurising a text (see :meth:`Featurizer.ngrams`)."""
+
+    text: str  # truncated as featurised
+    starts: npt.NDArray[np.intp]  # where each token starts (UTF-16 units)
+    keys: Array  # n-gram keys: unigrams, then bigrams, then trigrams
+    body: npt.NDArray[np.intp]  # the bucket of each key
+    numbers: int  # how many tokens are numbers
+
+
 class Features:
     """One text's features.
 
     ``keys`` are the 32-bit n-gram keys: the ``n`` token unigrams, then ``n - 1`` bigrams, then
     ``n - 2`` trigrams. ``idx`` holds their ``m = len(keys)`` buckets, then the buckets of the
     "instruction" family (the first and last unigrams and bigrams again, in permuted buckets).
-    ``explicit`` holds the values of the explicit signals (see :attr:`Featurizer.concepts`).
+    ``counts`` holds the raw explicit signals: each concept's cue count in the whole text, then
+    at either end, then the structural signals; :attr:`explicit` is their model input
+    (``log1p`` of the counts), built on first use because the request path does not need it
+    as an array (see :meth:`router.classify.model.LinearModel.margin`).
     """
 
-    __slots__ = ("_astral", "explicit", "featurizer", "idx", "keys", "m", "n", "starts", "text")
+    __slots__ = ("_astral", "_explicit", "counts", "featurizer", "idx", "keys", "m", "n",
+                 "starts", "text")
 
     def __init__(self, featurizer: Featurizer, text: str, starts: npt.NDArray[np.intp],
-                 keys: Array, idx: npt.NDArray[np.intp], explicit: npt.NDArray[np.float32]
-                 ) -> None:
+                 keys: Array, idx: npt.NDArray[np.intp], counts: list[float]) -> None:
         self.featurizer = featurizer
         self.text = text
         self.starts = starts
@@ -113,8 +131,19 @@ class Features:
         self.keys = keys
         self.m = len(keys)
         self.idx = idx
-        self.explicit = explicit
+        self.counts = counts
+        self._explicit: npt.NDArray[np.float32] | None = None
         self._astral: bool | None = None
+
+    @property
+    def explicit(self) -> npt.NDArray[np.float32]:
+        """The explicit signals as the model sees them: log(1 + count), then the structural."""
+        if self._explicit is None:
+            out = np.array(self.counts, dtype=np.float32)
+            k2 = len(out) - len(STRUCTURAL)
+            np.log1p(out[:k2], out=out[:k2])
+            self._explicit = out
+        return self._explicit
 
     @property
     def body_scale(self) -> float:
@@ -150,7 +179,8 @@ class Featurizer:
         self.bits = bits
         self.n_hashed = 1 << bits
         self._shift = U32(32 - bits)
-        self._head_xor_i = np.intp(_HEAD_XOR & (self.n_hashed - 1))
+        self.head_xor = _HEAD_XOR & (self.n_hashed - 1)  # the "instruction" family's permutation
+        self._head_xor_i = np.intp(self.head_xor)
         self._canon, self._word, self._real = _build_tables()
         self._canon8 = bytes(int(c) if c < 256 else 0 for c in self._canon[:128]) + bytes(128)
         self._word8 = bytes(self._word[:128].astype(np.uint8)) + bytes(128)
@@ -191,75 +221,96 @@ class Featurizer:
         prev = np.concatenate(([False], word[:-1]))
         return self._canon[cu], self._real[cu] > (word & prev)
 
-    def featurize(self, text: str) -> Features:
-        text = truncate(text)
+    def ngrams(self, text: str) -> NGrams:
+        """Tokens, n-gram keys and their buckets: what every use of the features starts with.
+
+        Every line here is on the request path: fewest numpy calls, ``take`` rather than fancy
+        indexing, results written in place (``python -m router.classify.bench`` measures it).
+        """
+        if len(text) > MAX_CHARS:
+            text = truncate(text)
         canon, first = self._chars(text)
-        n = len(canon)
         starts = first.nonzero()[0]
         t = len(starts)
         if t == 0:
-            return Features(self, text, starts, np.zeros(0, dtype=U32), np.zeros(0, np.intp),
-                            np.zeros(len(self.concepts), dtype=np.float32))
-        h = np.add.reduceat(canon * self._pow[:n], starts, dtype=U32)
-        h *= self._ipow[starts]
-        h += U32(_OFFSET)
+            return NGrams(text, starts, np.zeros(0, dtype=U32), np.zeros(0, np.intp), 0)
+        h = np.add.reduceat(canon * self._pow[:len(canon)], starts, dtype=U32)
+        h *= self._ipow.take(starts)
+        numbers = t - np.count_nonzero(h)  # digits and separators have code 0: number tokens
         m = max(3 * t - 3, t)
         keys = np.empty(m, dtype=U32)
-        keys[:t] = h
-        bi = keys[t:2 * t - 1]
-        np.multiply(h[:-1], U32(_Q), out=bi)
-        bi += h[1:]
-        tri = keys[2 * t - 1:]
-        np.multiply(bi[:-1], U32(_Q), out=tri)
-        tri += h[2:]
+        h = np.add(h, _OFFSET32, keys[:t])  # (positional ``out``: keyword arguments cost more)
+        bi = np.multiply(h[:-1], _Q32, keys[t:2 * t - 1])
+        np.add(bi, h[1:], bi)
+        tri = np.multiply(bi[:-1], _Q32, keys[2 * t - 1:])
+        np.add(tri, h[2:], tri)
+        body = np.empty(m, dtype=np.intp)  # native indices: faster gathers
+        np.right_shift(keys * _MIX32, self._shift, out=body, casting="unsafe")
+        return NGrams(text, starts, keys, body, int(numbers))
+
+    def head_buckets(self, body: npt.NDArray[np.intp], t: int) -> npt.NDArray[np.intp]:
+        """Buckets of the "instruction" family: the first and last ``HEAD_TOKENS`` unigrams and
+        bigrams (all of them in a short text), in permuted buckets."""
         e = HEAD_TOKENS
         b = 2 * t - 1  # end of the bigrams
-        body = np.empty(m, dtype=np.intp)  # native indices: faster gathers
-        np.right_shift(keys * U32(_MIX), self._shift, out=body, casting="unsafe")
         if t > 2 * e:
-            idx = np.concatenate((body, body[:e], body[t - e:t + e], body[b - e:b]))
+            head = np.concatenate((body[:e], body[t - e:t + e], body[b - e:b]))
         else:
-            idx = np.concatenate((body, body[:b]))
-        idx[m:] ^= self._head_xor_i
-        return Features(self, text, starts, keys, idx, self._explicit(text, keys, body, t))
+            head = body[:b].copy()
+        return np.bitwise_xor(head, self._head_xor_i, head)
 
-    def _explicit(self, text: str, keys: Array, body: npt.NDArray[np.intp], t: int
-                  ) -> npt.NDArray[np.float32]:
-        """log(1 + count) of each concept's cues, in the whole text and at either end of it,
-        then the structural signals."""
+    def cue_tables(self) -> tuple[Array, npt.NDArray[np.uint8]]:
+        """Per bucket, the key of the cue that lives there (a key that cannot land there if
+        none does), and its concept."""
+        return self._cue_key, self._cue_id
+
+    def cue_hits(self, keys: Array, body: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """Positions of the n-grams that are cues (a cue's bucket holds its full key)."""
+        hits: npt.NDArray[np.intp] = (self._cue_key.take(body) == keys).nonzero()[0]
+        return hits
+
+    def featurize(self, text: str) -> Features:
+        """All the features of ``text``, as training and explanations need them."""
+        text, starts, keys, body, numbers = self.ngrams(text)
+        t = len(starts)
+        if t == 0:
+            return Features(self, text, starts, keys, body, [0.0] * len(self.concepts))
+        idx = np.concatenate((body, self.head_buckets(body, t)))
+        hits = self.cue_hits(keys, body)
+        counts = self.counts(text, t, numbers, hits, self.cue_ids(body, hits))
+        return Features(self, text, starts, keys, idx, counts)
+
+    def counts(self, text: str, t: int, numbers: int, hits: npt.NDArray[np.intp],
+               ids: list[int]) -> list[float]:
+        """Each concept's cue count in the whole text and at either end of it, then the
+        structural signals. ``numbers``: how many tokens are numbers; ``hits``: where the cues
+        are (from :meth:`cue_hits`), ``ids`` their concepts (:meth:`cue_ids`)."""
         k = len(CONCEPTS)
-        out = np.empty(2 * k + 2, dtype=np.float32)
-        hits = (self._cue_key[body] == keys).nonzero()[0]
-        nh = len(hits)
+        counts = [0.0] * (2 * k)
+        for c in ids:
+            counts[c] += 1.0
         e = HEAD_TOKENS
-        if nh and (nh > 48 or t <= 2 * e):
-            ids = self._cue_id[body[hits]]
-            if t > 2 * e:  # hits among the first or last e n-grams of their family count twice
-                bounds = np.array((0, e, t - e, t + e, 2 * t - 1 - e, 2 * t - 1 + e,
-                                   3 * t - 3 - e))
-                near = bounds.searchsorted(hits, side="right") & 1  # odd: near an end
-                c = np.bincount(np.add(ids, near * k), minlength=2 * k)
-                out[:k] = c[:k] + c[k:]
-                out[k:2 * k] = c[k:]
-            else:
-                c = np.bincount(ids, minlength=k)
-                out[:k] = c
-                out[k:2 * k] = c
-            np.log1p(out[:2 * k], out=out[:2 * k])
-        elif nh:  # few hits: plain Python is cheaper than a dozen numpy calls
-            counts = [0.0] * (2 * k)
+        if t <= 2 * e:  # a short text is all "ends"
+            near = ids
+        else:  # the first and last e n-grams of each family (unigrams, bigrams, trigrams)
             b = 2 * t - 1
-            for j, c in zip(hits.tolist(), self._cue_id[body[hits]].tolist(), strict=True):
-                counts[c] += 1.0
-                if j < e or t - e <= j < t + e or b - e <= j < b + e or j >= 3 * t - 3 - e:
-                    counts[k + c] += 1.0
-            out[:2 * k] = counts
-            np.log1p(out[:2 * k], out=out[:2 * k])
-        else:
-            out[:2 * k] = 0.0
-        out[2 * k] = min(1.0, 4.0 * int(np.count_nonzero(keys[:t] == _OFFSET)) / t)
-        out[2 * k + 1] = min(1.0, len(text) / 3000)
-        return out
+            m = 3 * t - 3
+            pos = hits.tolist()
+            near = []
+            done = 0
+            for lo, hi in ((0, e), (t - e, t + e), (b - e, b + e), (m - e, m)):
+                lo = max(lo, done)
+                near += ids[bisect_left(pos, lo):bisect_left(pos, hi)]
+                done = hi
+        for c in near:
+            counts[k + c] += 1.0
+        counts.append(min(1.0, 4.0 * numbers / t))
+        counts.append(min(1.0, len(text) / 3000))
+        return counts
+
+    def cue_ids(self, body: npt.NDArray[np.intp], hits: npt.NDArray[np.intp]) -> list[int]:
+        """The concept of each cue hit."""
+        return self._cue_id.take(body.take(hits)).tolist() if len(hits) else []
 
     # -- slow paths: cue table, explanations ---------------------------------------------------
 

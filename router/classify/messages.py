@@ -8,8 +8,7 @@ and what could not be read is simply not text.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 CONTEXT_CHARS = 600  # how much of the system prompt and of the previous user turn is context
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
@@ -17,8 +16,7 @@ _MEDIA = {"image_url": "image", "image": "image", "input_image": "image",
           "input_audio": "audio", "audio": "audio", "file": "file", "input_file": "file"}
 
 
-@dataclass(frozen=True)
-class Extracted:
+class Extracted(NamedTuple):  # a tuple: built on every request, cheaper than a dataclass
     main: str  # the last user turn (or the best stand-in)
     context: str  # system prompt head and previous user turn tail
     notes: tuple[str, ...]  # things seen that are not text: "image input", "tool results"...
@@ -54,6 +52,13 @@ def content_text(content: Any, notes: list[str] | None = None) -> str:
 
 def extract(messages: Any) -> Extracted:
     """Main text, context and notes of a chat request (``messages`` may be anything)."""
+    if type(messages) is list and len(messages) == 1:  # the commonest request: one user turn
+        msg = messages[0]
+        if type(msg) is dict and msg.get("role") == "user" and not (
+                msg.get("tool_calls") or msg.get("function_call")):
+            content = msg.get("content")
+            if type(content) is str:
+                return Extracted(content, "", ())
     if isinstance(messages, str):
         return Extracted(messages, "", ())
     if isinstance(messages, Mapping):

@@ -91,3 +91,31 @@ def test_shipped_weights_reproduce_from_training_script() -> None:
     old = np.array([shipped.margin(t).value for t in texts])
     assert np.mean((new > 0) == (old > 0)) >= 0.999
     assert np.max(np.abs(new - old)) < 1e-2
+
+
+SCORE_TEXTS = [
+    "", "   ", "x", "42", "hi there", "Write a poem", "证明", "计算 3+4",
+    "Prove that the square root of 2 is irrational, step by step.",
+    "请把下面这段话翻译成英文，并保持语气自然。" * 3,
+    "write " * 30 + "a middle poem " + "zebra " * 30,  # cues at both ends and in the middle
+    "solve prove compute derive calculate " * 40,  # more than 48 cue hits: the numpy branch
+    " ".join(str(i) for i in range(300)),  # numbers
+    "Summarise this article:\n\n" + "The committee met on Tuesday. " * 150,  # truncated
+    "def f(x):\n    return x ** 2  # 😀 emoji shift UTF-16 positions\n" * 20,
+]
+
+
+@pytest.mark.parametrize("text", SCORE_TEXTS)
+def test_request_path_score_equals_the_full_features(text: str) -> None:
+    """``score`` (packed table, no Features object) gives what ``margin`` computes the slow way:
+    the weights gathered by ``Features.idx`` and the explicit signals as training sees them."""
+    m = Classifier().load()
+    z, n = m.score(text)
+    ft = m.featurizer.featurize(text)
+    full = m.bias + float(np.dot(m.explicit.astype(np.float64), ft.explicit.astype(np.float64)))
+    if ft.m:
+        g = m.hashed[ft.idx].astype(np.float64)
+        full += g[:ft.m].sum() * ft.body_scale + g[ft.m:].sum() * ft.head_scale
+    assert n == ft.n
+    assert z == pytest.approx(full, abs=1e-4)
+    assert m.margin(text).value == pytest.approx(full, abs=1e-4)
