@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -107,27 +108,52 @@ def hiccups(seconds: float = 1.0, threshold_us: float = 5.0) -> dict[str, float]
             "share_of_time": round(sum(gaps) / (seconds * 1e6), 4)}
 
 
-def bench(messages: Any, n: int, explain: bool) -> dict[str, dict[str, float]]:
+def bench(cases: dict[str, tuple[Any, bool]], n: int, rounds: int
+          ) -> dict[str, dict[str, Any]]:
+    """Time every case ``n`` times, in ``rounds`` interleaved rounds (case A, case B, ...,
+    then again), so a slow spell of the machine spreads over all cases instead of sinking one.
+
+    Per case: percentiles over all calls, and the median over rounds of each round's
+    percentiles (the robust figure: one round caught in a slow spell does not move it).
+    """
     from router.classify import default_classifier
 
     classify = default_classifier().classify  # as the gateway calls it (state.classify_fast)
-
-    for _ in range(200):
-        classify(messages, explain=explain)
-    cpu, wall = [], []
-    for _ in range(n):
-        c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
-        classify(messages, explain=explain)
-        w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-        cpu.append((c1 - c0) / 1000)
-        wall.append((w1 - w0) / 1000)
-    return {"cpu_us": percentiles(cpu), "wall_us": percentiles(wall)}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    per_round: dict[str, list[dict[str, float]]] = {k: [] for k in cases}
+    clock, thread = time.perf_counter_ns, time.thread_time_ns
+    for messages, explain in cases.values():
+        for _ in range(200):
+            classify(messages, explain=explain)
+    size = max(1, n // rounds)
+    for _ in range(rounds):
+        for key, (messages, explain) in cases.items():
+            c_round = []
+            for _ in range(size):
+                c0, w0 = thread(), clock()
+                classify(messages, explain=explain)
+                w1, c1 = clock(), thread()
+                c_round.append((c1 - c0) / 1000)
+                wall[key].append((w1 - w0) / 1000)
+            cpu[key] += c_round
+            per_round[key].append(percentiles(c_round))
+    out: dict[str, dict[str, Any]] = {}
+    for key in cases:
+        rounds_cpu = {q: round(statistics.median(r[q] for r in per_round[key]), 1)
+                      for q in ("p50", "p90", "p99")}
+        out[key] = {"cpu_us": percentiles(cpu[key]), "wall_us": percentiles(wall[key]),
+                    "cpu_us_median_of_rounds": rounds_cpu,
+                    "cpu_us_p99_per_round": [r["p99"] for r in per_round[key]]}
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m router.classify.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=20000, help="calls per case (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved rounds the calls are split into (default %(default)s)")
     ap.add_argument("--tokens", type=int, default=500)
     ap.add_argument("--cpu", type=int, default=0, help="core to pin to (default %(default)s)")
     ap.add_argument("--json", action="store_true")
@@ -150,12 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tokenizer": "tiktoken cl100k_base" if count else "estimate (no tokenizer file)",
         "cases": {},
     }
-    for lang in ("en", "zh"):
-        text, ntok = build_prompt(lang, args.tokens, count)
-        msgs = [{"role": "user", "content": text}]
-        for explain in (False, True):
+    cases: dict[str, tuple[Any, bool]] = {}
+    for explain in (False, True):
+        for lang in ("en", "zh"):
+            text, ntok = build_prompt(lang, args.tokens, count)
             key = f"{lang} {ntok} tokens, {len(text)} chars, explain={explain}"
-            report["cases"][key] = bench(msgs, args.n, explain)
+            cases[key] = ([{"role": "user", "content": text}], explain)
+    report["cases"] = bench(cases, args.n, args.rounds)
     report["memory_mib"]["after_bench_rss"] = round(_rss_kib() / 1024, 1)
     report["machine_stalls"] = hiccups()
     if args.json:
@@ -165,15 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"memory: model load +{mem['model_load']} MiB resident (numpy import "
           f"+{mem['numpy_import']} MiB), weights {mem['weights_file']} MiB, "
           f"process {mem['after_bench_rss']} MiB after the run")
-    print(f"tokens counted with {report['tokenizer']}; {args.n} calls per case, one core")
+    print(f"tokens counted with {report['tokenizer']}; {args.n} calls per case in {args.rounds} "
+          "interleaved rounds, one core; times in microseconds")
     st = report["machine_stalls"]
     print(f"this core stalls {st['per_second']} times a second (p50 {st['p50_us']} us, p90 "
           f"{st['p90_us']} us, {100 * st['share_of_time']:.1f}% of the time): stalls, not the "
           "classifier, make most of the gap between p50 and p99")
     for key, r in report["cases"].items():
-        c, w = r["cpu_us"], r["wall_us"]
-        print(f"  {key}:\n    cpu  p50 {c['p50']} us  p90 {c['p90']} us  p99 {c['p99']} us"
-              f"\n    wall p50 {w['p50']} us  p90 {w['p90']} us  p99 {w['p99']} us")
+        c, w, m = r["cpu_us"], r["wall_us"], r["cpu_us_median_of_rounds"]
+        print(f"  {key}:\n"
+              f"    cpu, all calls         p50 {c['p50']}  p90 {c['p90']}  p99 {c['p99']}\n"
+              f"    cpu, median of rounds  p50 {m['p50']}  p90 {m['p90']}  p99 {m['p99']}"
+              f"  (p99 per round: {', '.join(str(x) for x in r['cpu_us_p99_per_round'])})\n"
+              f"    wall, all calls        p50 {w['p50']}  p90 {w['p90']}  p99 {w['p99']}")
     return 0
 
 

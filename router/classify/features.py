@@ -264,9 +264,17 @@ class Featurizer:
         none does), and its concept."""
         return self._cue_key, self._cue_id
 
+    def share_cue_keys(self, keys: Array) -> None:
+        """Use ``keys`` (equal to :meth:`cue_tables`' keys, e.g. a view of a model's packed
+        rows) as the cue key table, so it is not kept twice."""
+        if not np.array_equal(keys, self._cue_key):
+            raise ValueError("not this featurizer's cue keys")
+        self._cue_key = keys
+
     def cue_hits(self, keys: Array, body: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
         """Positions of the n-grams that are cues (a cue's bucket holds its full key)."""
-        hits: npt.NDArray[np.intp] = (self._cue_key.take(body) == keys).nonzero()[0]
+        # (fancy indexing, not take: the table may be a strided view, which take would copy)
+        hits: npt.NDArray[np.intp] = (self._cue_key[body] == keys).nonzero()[0]
         return hits
 
     def featurize(self, text: str) -> Features:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from router.classify.features import FEATURE_VERSION, HEAD_TOKENS, Features, Featurizer
+from router.classify.features import FEATURE_VERSION, Features, Featurizer
 from router.classify.lexicon import STRUCTURAL
 from router.classify.messages import extract
 from router.classify.overrides import TASKS, Task  # noqa: F401 - re-exported
@@ -58,24 +58,28 @@ class LinearModel:
                  featurizer: Featurizer, meta: dict[str, Any] | None = None) -> None:
         self.featurizer = featurizer
         n = featurizer.n_hashed
-        self.hashed = weights[:n]
-        self.explicit = weights[n:]
+        if sys.byteorder != "little":  # pragma: no cover - the packed rows assume it
+            raise RuntimeError("the classifier's packed weight table needs a little-endian CPU")
+        # One 8-byte row per bucket: the cue key that lives there (low half) and the weight's
+        # float32 bits (high half); see score(). The weights and the featurizer's cue keys are
+        # views of it, so the rows cost no memory over separate tables.
+        self._rows = np.empty(n, dtype=np.uint64)
+        halves = self._rows.view(np.uint32)
+        halves[0::2] = featurizer.cue_tables()[0]
+        halves[1::2] = np.asarray(weights[:n], dtype="<f4").view(np.uint32)
+        self._rows.flags.writeable = False
+        halves = self._rows.view(np.uint32)  # read-only views from here on
+        featurizer.share_cue_keys(halves[0::2])
+        self.hashed: npt.NDArray[np.float32] = halves[1::2].view(np.float32)
+        self.explicit = np.array(weights[n:], dtype=np.float32)
         if len(self.explicit) != len(featurizer.concepts):
             raise ValueError("weights do not match the explicit signals of this version")
+        self.explicit.flags.writeable = False
         self.bias = float(bias)
-        self._explicit_w: list[float] = self.explicit.astype(np.float64).tolist()
-        self._k2 = len(self._explicit_w) - len(STRUCTURAL)  # concept counts, then structural
-        if sys.byteorder != "little":  # pragma: no cover - the packed table assumes it
-            raise RuntimeError("the classifier's packed weight table needs a little-endian CPU")
-        cue_key, cue_id = featurizer.cue_tables()
-        rows = np.empty((n, 4), dtype=np.uint32)  # see score(); 4 MiB
-        rows[:, 0] = cue_key
-        rows[:, 1] = self.hashed.view(np.uint32)
-        rows[:, 2] = rows[np.arange(n) ^ featurizer.head_xor, 1]
-        rows[:, 3] = cue_id
-        self._rows = rows.view(np.complex128).reshape(n)  # 16-byte items: a fast take
         self.calib = (float(calib[0]), float(calib[1]))
         self.meta = meta or {}
+        self._explicit_w: list[float] = self.explicit.astype(np.float64).tolist()
+        self._k2 = len(self._explicit_w) - len(STRUCTURAL)  # concept counts, then structural
 
     def margin(self, text: str) -> Margin:
         """Raw score of ``text``, with its features (for explanations)."""
@@ -83,40 +87,29 @@ class LinearModel:
         z = self._explicit_score(ft.counts)
         m = ft.m
         if m:
-            body, head = np.add.reduceat(self.hashed.take(ft.idx), (0, m)).tolist()
+            body, head = np.add.reduceat(self.hashed[ft.idx], (0, m)).tolist()
             z += body / math.sqrt(m) + head / math.sqrt(len(ft.idx) - m)
         return Margin(z, ft)
 
     def score(self, text: str) -> tuple[float, int]:
         """Raw score of ``text`` and its number of tokens: :meth:`margin` without the features.
 
-        The request path. One gather from ``_rows`` reads, for each n-gram's bucket, the cue
-        key that lives there, the weight, the weight of the permuted "instruction" bucket and
-        the cue's concept: one cache line per n-gram, where separate tables would cost a pass
-        of cache misses over each megabyte-sized table.
+        The request path. One gather from ``_rows`` reads each n-gram's weight and tells
+        whether it is a cue: one cache line per n-gram, where separate weight and cue tables
+        would cost a second pass of cache misses over another megabyte.
         """
         f = self.featurizer
         text, starts, keys, body, numbers = f.ngrams(text)
         t = len(starts)
         if not t:
             return self.bias, 0
-        g = self._rows.take(body).view(np.uint32).reshape(-1, 4)
-        hits = (g[:, 0] == keys).nonzero()[0]
-        counts = f.counts(text, t, numbers, hits, g[hits, 3].tolist() if len(hits) else [])
-        w = g[:, 1:3].view(np.float32)  # column 0: weights, column 1: "instruction" weights
-        e = HEAD_TOKENS
-        b = 2 * t - 1  # end of the bigrams; the instruction family is the first and last
-        if t > 2 * e:  # e unigrams and bigrams, or all of them in a short text
-            s = np.add.reduceat(w, (0, e, t - e, t + e, b - e, b), axis=0).tolist()
-            body_sum = sum(r[0] for r in s)
-            head_sum, n_head = s[0][1] + s[2][1] + s[4][1], 4 * e
-        elif t > 2:
-            s = np.add.reduceat(w, (0, b), axis=0).tolist()
-            body_sum, head_sum, n_head = s[0][0] + s[1][0], s[0][1], b
-        else:
-            body_sum, head_sum, n_head = float(w[:, 0].sum()), float(w[:b, 1].sum()), b
-        return (self._explicit_score(counts) + body_sum / math.sqrt(len(keys))
-                + head_sum / math.sqrt(n_head)), t
+        g = self._rows.take(body).view(np.uint32)  # cue key, weight, cue key, weight...
+        hits = (g[0::2] == keys).nonzero()[0]
+        counts = f.counts(text, t, numbers, hits, f.cue_ids(body, hits))
+        head = self.hashed[f.head_buckets(body, t)]
+        return (self._explicit_score(counts)
+                + float(g[1::2].view(np.float32).sum()) / math.sqrt(len(keys))
+                + float(head.sum()) / math.sqrt(len(head))), t
 
     def _explicit_score(self, c: list[float]) -> float:
         """Bias plus the explicit signals' part of the score, in plain Python (float64; training
