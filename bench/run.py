@@ -47,6 +47,8 @@ import ttfb  # noqa: E402
 from harness import Proc, cpu_seconds, free_port, loadavg, rss_mb, spawn  # noqa: E402
 from mock_upstream import start_mock  # noqa: E402
 
+from router.config import StoreConfig  # noqa: E402
+
 REPO = HERE.parent
 LUA = HERE / "post.lua"
 MODES = ("json", "stream")
@@ -557,7 +559,8 @@ def report(run: Run, command: str, litellm_version: str | None) -> str:
         " policy choosing among three models (`auto` / `auto-stream`), budgets on Redis (global,"
         " team, user and key budgets: every request reserves and settles;"
         f" `store.lease_fraction: {a.lease_fraction}`"
-        + (" — leasing off, as shipped" if not a.lease_fraction else " — leasing on") + "),"
+        + (" as shipped" if a.lease_fraction == StoreConfig().lease_fraction else
+           " — not the shipped default") + "),"
         " Prometheus metrics on, **access log off** (as shipped: `server.access_log: false`),"
         " log level `info` (nothing logged per successful request).",
         "* **Bare pass-through**: `bench/passthrough.py`, uvicorn + uvloop + httptools and one"
@@ -671,8 +674,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="py-spy the gateway for this long per mode (0: no profile)")
     ap.add_argument("--no-steps", dest="steps", action="store_false",
                     help="skip the in-process per-step CPU measurement (bench/steps.py)")
-    ap.add_argument("--lease-fraction", type=float, default=0.0,
-                    help="store.lease_fraction of the gateway's Redis store (0: off, as shipped)")
+    ap.add_argument("--lease-fraction", type=float, default=StoreConfig().lease_fraction,
+                    help="store.lease_fraction of the gateway's Redis store (default: as shipped, "
+                         "%(default)s; 0: off)")
     ap.add_argument("--readme", type=Path, default=None,
                     help="where to write the results (default bench/README.md; with --quick: "
                          "nowhere unless given)")

@@ -126,8 +126,10 @@ class StoreConfig(_Strict):
     #: request without max_tokens that does not fit reserves its expected output instead and is
     #: capped at it (see docs/budgets.md).
     strict_reservations: bool = False
-    #: Redis only: fraction of a budget a replica may lease to reserve in memory (0: off).
-    lease_fraction: float = Field(0.0, ge=0, le=0.5)
+    #: Redis only: fraction of a budget's free money a replica may lease, to reserve against in
+    #: memory instead of one Redis round trip per request (0: off). Never passes a limit; the
+    #: price is money stranded in another replica's idle lease near the limit (docs/budgets.md).
+    lease_fraction: float = Field(0.05, ge=0, le=0.5)
     #: Redis fail_mode open: where the outage journal lives (default: next to nothing, memory).
     journal_path: str | None = None
 
