@@ -312,8 +312,12 @@ async def _relay(
             if chunk:
                 if out.first_byte_at is None:
                     out.first_byte_at = time.perf_counter()
-                if relay.done:  # record the request before the client learns it completed
-                    await _finish_stream(state, out, relay, STATUS_OK)
+                yield chunk
+            if relay.holding:  # [DONE] held back: record the request before the client learns
+                await _finish_stream(state, out, relay, STATUS_OK)  # that it completed
+                chunk = relay.release()
+                if out.first_byte_at is None:
+                    out.first_byte_at = time.perf_counter()
                 yield chunk
         if not relay.done:
             out.status, out.error = 502, "upstream ended the stream without [DONE]"

@@ -37,6 +37,10 @@ class StreamRelay:
         self.strip_usage_chunk = strip_usage_chunk
         self.usage: dict[str, Any] | None = None
         self.done = False
+        #: ``[DONE]`` (and anything after it) is held back until :meth:`release` (the gateway
+        #: records the request first): the events before it need not wait for that.
+        self.holding = False
+        self._held: list[bytes] = []
         self.events: list[bytes] = []
         self._rest = b""
 
@@ -54,9 +58,13 @@ class StreamRelay:
         for event in parts:  # each without its blank line; whitespace-only ones are dropped
             if not event or event.isspace():
                 continue
-            if event.startswith(DONE):
-                self.done = True
-                out.append(event)
+            if event.startswith(DONE) or self.holding:
+                if not self.done:
+                    self.done = self.holding = True
+                if self.holding:
+                    self._held.append(event)
+                else:
+                    out.append(event)
                 continue
             keep(event)
             i = event.find(b'"usage"')
@@ -66,6 +74,12 @@ class StreamRelay:
                 continue
             out.append(event)
         return b"\n\n".join(out) + b"\n\n" if out else b""
+
+    def release(self) -> bytes:
+        """The held-back ``[DONE]`` event (and anything that followed it), once; later events
+        pass straight through."""
+        held, self._held, self.holding = self._held, [], False
+        return b"\n\n".join(held) + b"\n\n" if held else b""
 
     def _take_usage(self, event: bytes) -> bool:
         """Record usage from ``event``; True if the event should be dropped."""

@@ -167,53 +167,75 @@ return 'ok ' .. fmt(chosen) .. ' ' .. h[1] .. ' ' .. exp .. ' ' .. counts()
 #: A leased reservation held ``consumed`` (= min(actual, amount)) in each lease: it moves from
 #: the lease (a, and the counter's r) to the counter's s; the rest of the lease stays.
 #: Returns "ok <amount that was reserved in Redis>" or "dup".
-FINISH = (
-    PRELUDE
-    + r"""
-local h = split(ARGV[1])
-local nl = tonumber(h[5] or '0')
-local last = #KEYS - nl
-local old = redis.call('HMGET', KEYS[2], 'st', 'a', 'k')
-if old[1] == 'done' then return 'dup' end
-local reserved = 0
-if old[1] == 'live' then
-  reserved = tonumber(old[2])
-  if old[3] then
-    for ck in string.gmatch(old[3], '[^\n]+') do
-      redis.call('HINCRBY', ck, 'r', fmt(-reserved))
+_FINISH_FN = r"""
+-- Settle or release one request: K = its keys, A = {head, rid, row} (see FINISH).
+local function finish(K, A)
+  local h = split(A[1])
+  local nl = tonumber(h[5] or '0')
+  local last = #K - nl
+  local old = redis.call('HMGET', K[2], 'st', 'a', 'k')
+  if old[1] == 'done' then return 'dup' end
+  local reserved = 0
+  if old[1] == 'live' then
+    reserved = tonumber(old[2])
+    if old[3] then
+      for ck in string.gmatch(old[3], '[^\n]+') do
+        redis.call('HINCRBY', ck, 'r', fmt(-reserved))
+      end
     end
+    redis.call('ZREM', K[1], A[2])
   end
-  redis.call('ZREM', KEYS[1], ARGV[2])
-end
-if h[4] == 'settle' then
-  if h[1] ~= '0' then
-    for i = 4, last do redis.call('HINCRBY', KEYS[i], 's', h[1]) end
-  end
-  if h[6] and h[6] ~= '0' then
-    for i = last + 1, #KEYS do
-      local v = redis.call('HMGET', KEYS[i], 'st', 'k')
-      if v[1] == 'live' then  -- an expired or returned lease no longer holds the money
-        redis.call('HINCRBY', KEYS[i], 'a', '-' .. h[6])
-        redis.call('HINCRBY', v[2], 'r', '-' .. h[6])
+  if h[4] == 'settle' then
+    if h[1] ~= '0' then
+      for i = 4, last do redis.call('HINCRBY', K[i], 's', h[1]) end
+    end
+    if h[6] and h[6] ~= '0' then
+      for i = last + 1, #K do
+        local v = redis.call('HMGET', K[i], 'st', 'k')
+        if v[1] == 'live' then  -- an expired or returned lease no longer holds the money
+          redis.call('HINCRBY', K[i], 'a', '-' .. h[6])
+          redis.call('HINCRBY', v[2], 'r', '-' .. h[6])
+        end
       end
     end
   end
-end
-if ARGV[3] ~= '' then
-  local ms = tonumber(h[3])
-  local lastid = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-  if lastid[1] then
-    local lms = tonumber(string.match(lastid[1][1], '^(%d+)'))
-    if lms > ms then ms = lms end
+  if A[3] ~= '' then
+    local ms = tonumber(h[3])
+    local lastid = redis.call('XREVRANGE', K[3], '+', '-', 'COUNT', 1)
+    if lastid[1] then
+      local lms = tonumber(string.match(lastid[1][1], '^(%d+)'))
+      if lms > ms then ms = lms end
+    end
+    redis.call('XADD', K[3], fmt(ms) .. '-*', 'r', A[3])
   end
-  redis.call('XADD', KEYS[3], fmt(ms) .. '-*', 'r', ARGV[3])
+  redis.call('DEL', K[2])  -- keep only the state: a tombstone of ~100 bytes
+  redis.call('HSET', K[2], 'st', 'done')
+  redis.call('PEXPIRE', K[2], h[2])
+  return 'ok ' .. fmt(reserved)
 end
-redis.call('DEL', KEYS[2])  -- keep only the state: a tombstone of ~100 bytes
-redis.call('HSET', KEYS[2], 'st', 'done')
-redis.call('PEXPIRE', KEYS[2], h[2])
-return 'ok ' .. fmt(reserved)
 """
-)
+
+FINISH = PRELUDE + _FINISH_FN + r"""
+return finish(KEYS, ARGV)
+"""
+
+#: Settle or release several requests in one call (group commit: see ``redis_store``), each
+#: exactly as FINISH would, in order. KEYS: each request's FINISH keys, one after the other.
+#: ARGV: per request, its number of keys, then its three FINISH arguments.
+#: Returns FINISH's result per request.
+FINISH_MANY = PRELUDE + _FINISH_FN + r"""
+local out = {}
+local k, a = 0, 1
+while a <= #ARGV do
+  local nk = tonumber(ARGV[a])
+  local K = {}
+  for i = 1, nk do K[i] = KEYS[k + i] end
+  out[#out + 1] = finish(K, {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]})
+  k = k + nk
+  a = a + 4
+end
+return out
+"""
 
 #: Take or top up leases: a replica's slice of budgets, reserved in Redis like a long-lived
 #: reservation of one counter (key P:r:L.<replica>.<n>, in the expiry set, swept like any).

@@ -33,6 +33,7 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.budgets import lua
+from router.budgets.batch import GroupCommit
 from router.budgets.errors import RateLimited, StoreUnavailable
 from router.budgets.journal import Journal, JournalEntry, LocalView, decode_row, encode_row
 from router.budgets.lease import LeaseManager, Leases
@@ -73,7 +74,8 @@ class RedisStore(BudgetStore):
     of every key. ``journal_path``: durable journal of spend waiting for Redis (None: memory,
     lost with the process; give a persistent path in production). ``socket_timeout_s``: how long
     a call may wait before Redis counts as unreachable. ``retry_interval_s``: how often a down
-    store probes Redis.
+    store probes Redis. ``finish_batch``: most settles/releases in one group-committed call
+    (:mod:`router.budgets.batch`).
     """
 
     kind = "redis"
@@ -96,6 +98,7 @@ class RedisStore(BudgetStore):
         lease_max_micro: int = 0,
         lease_ttl_s: float = 30.0,
         replica_id: str | None = None,
+        finish_batch: int = 64,
     ) -> None:
         super().__init__(timezone=timezone, reservation_ttl_s=reservation_ttl_s)
         if fail_mode not in ("closed", "open"):
@@ -127,6 +130,9 @@ class RedisStore(BudgetStore):
         self._dedup_ms = str(math.ceil(self.settle_dedup_s * 1000))
         self._reserve = client.register_script(lua.RESERVE)
         self._finish = client.register_script(lua.FINISH)
+        self._finish_batch = client.register_script(lua.FINISH_MANY)
+        self._finisher: GroupCommit[JournalEntry, bytes] = GroupCommit(
+            self._finish_many, max_batch=finish_batch)
         self._status = client.register_script(lua.STATUS)
         self._expire = client.register_script(lua.EXPIRE)
         self._rate = client.register_script(lua.RATE)
@@ -205,11 +211,29 @@ class RedisStore(BudgetStore):
         return await self.outbox.reconcile()
 
     async def _finish_call(self, e: JournalEntry) -> bool:
-        """Run the settle/release script for ``e``; False if the request was already done."""
+        """Settle/release ``e`` (in a group commit with concurrent ones); False if the request
+        was already done."""
+        return await self._finisher.submit(e) != b"dup"
+
+    def _finish_args(self, e: JournalEntry) -> tuple[list[str], tuple[str, str, bytes]]:
         keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters, *e.leases]
         head = f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op} {len(e.leases)} {e.consumed}"
-        res: bytes = await self._finish(keys=keys, args=(head, e.request_id, e.row))
-        return res != b"dup"
+        return keys, (head, e.request_id, e.row)
+
+    async def _finish_many(self, entries: Sequence[JournalEntry]) -> Sequence[bytes]:
+        """One call for a batch of settles/releases (FINISH alone, FINISH_MANY for several)."""
+        if len(entries) == 1:
+            keys, args = self._finish_args(entries[0])
+            return [await self._finish(keys=keys, args=args)]
+        all_keys: list[str] = []
+        all_args: list[str | bytes | int] = []
+        for e in entries:
+            keys, args = self._finish_args(e)
+            all_keys += keys
+            all_args.append(len(keys))
+            all_args += args
+        res: list[bytes] = await self._finish_batch(keys=all_keys, args=all_args)
+        return res
 
     async def ping(self) -> bool:
         try:
@@ -480,6 +504,7 @@ class RedisStore(BudgetStore):
         if self._closed:
             return
         self._closed = True
+        await self._finisher.aclose()
         if self.leasing is not None:
             await self.leasing.close()
         await self.outbox.close()

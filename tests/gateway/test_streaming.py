@@ -42,8 +42,10 @@ def test_relay_splits_events_across_reads_and_strips_usage_chunk() -> None:
             + _event({"choices": [], "usage": usage}) + b"data: [DONE]\n\n")
     relay = StreamRelay(strip_usage_chunk=True)
     out = b"".join(relay.feed(wire[i:i + 7]) for i in range(0, len(wire), 7))
-    assert relay.usage == usage and relay.done
-    assert b'"prompt_tokens"' not in out and out.endswith(b"data: [DONE]\n\n")
+    assert relay.usage == usage and relay.done and relay.holding
+    assert b'"prompt_tokens"' not in out and b"[DONE]" not in out  # held back for the settle
+    assert relay.release() == b"data: [DONE]\n\n" and not relay.holding
+    assert relay.release() == b""
     assert list(relay.generated_text()) == ["Hel", "lo"]
     kept = StreamRelay(strip_usage_chunk=False)
     assert b'"prompt_tokens":9' in kept.feed(wire)
