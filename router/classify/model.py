@@ -7,6 +7,7 @@ Both are rebuilt by ``python -m router.classify.train``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -33,6 +34,8 @@ WEIGHTS_BIN = MODEL_DIR / "weights.bin"
 CONTEXT_WEIGHT = 0.3
 CONTEXT_WEIGHT_SHORT = 0.7
 SHORT_TOKENS = 6
+#: Contexts whose score is kept (each at most ~1,200 characters: ~0.6 MB at most).
+CONTEXT_CACHE = 256
 
 
 @dataclass(frozen=True)
@@ -168,10 +171,21 @@ class LinearModel:
 class Classifier:
     """Loads the model once (lazily, thread-safe) and classifies chat requests."""
 
-    def __init__(self, directory: Path = MODEL_DIR) -> None:
+    def __init__(self, directory: Path = MODEL_DIR, context_cache: int = CONTEXT_CACHE) -> None:
         self.directory = directory
         self._model: LinearModel | None = None
         self._lock = threading.Lock()
+        # The context (system prompt head, previous turn tail) of most requests repeats: an
+        # application sends the same system prompt with every request. Its score is cached by
+        # its text (bounded; C-implemented and thread-safe); the last user turn never is.
+        self._context_score = functools.lru_cache(maxsize=context_cache)(self._score_context)
+
+    def _score_context(self, text: str) -> float:
+        return self.load().score(text)[0]
+
+    def context_cache_info(self) -> Any:
+        """Hits, misses and size of the context cache (``functools`` cache info)."""
+        return self._context_score.cache_info()
 
     def load(self) -> LinearModel:
         if self._model is None:
@@ -197,7 +211,7 @@ class Classifier:
         else:
             z, n = model.score(ex.main)
         if ex.context.strip():
-            cz = model.margin(ex.context).value if explain else model.score(ex.context)[0]
+            cz = model.margin(ex.context).value if explain else self._context_score(ex.context)
             z += (CONTEXT_WEIGHT_SHORT if n < SHORT_TOKENS else CONTEXT_WEIGHT) * (cz - model.bias)
         p = model.probability(z)
         task: Task = "reasoning" if p >= 0.5 else "expression"

@@ -88,6 +88,20 @@ def test_explain_false_skips_signals_only() -> None:
     assert b.signals == ()
 
 
+def test_repeated_context_is_scored_once_with_the_same_result() -> None:
+    from router.classify.model import Classifier
+
+    c = Classifier()
+    system = {"role": "system", "content": "You are a careful assistant for a logistics firm."}
+    asks = ["Summarise this memo in two lines: shipments are late.", "Why is 2^10 = 1024?",
+            "继续"]
+    first = [c.classify([system, {"role": "user", "content": a}], explain=False) for a in asks]
+    info = c.context_cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    full = [c.classify([system, {"role": "user", "content": a}]) for a in asks]  # uncached path
+    assert [(x.task, x.confidence) for x in first] == [(x.task, x.confidence) for x in full]
+
+
 def test_code_only() -> None:
     code = ("```js\nfunction debounce(fn, ms) {\n  let t;\n  return (...a) => {\n"
             "    clearTimeout(t);\n    t = setTimeout(() => fn(...a), ms);\n  };\n}\n```")
