@@ -66,10 +66,13 @@ class BudgetView:
         self._used: dict[str, float] = {}
         #: Every budget seen by this process (for the budget gauges).
         self.seen: dict[str, BudgetSpec] = {}
+        self._labels: dict[str, str] = {}  # BudgetSpec.key -> label: read on every request
 
-    @staticmethod
-    def label(b: BudgetSpec) -> str:
-        return f"{b.scope}:{b.scope_id}/{b.period}"
+    def label(self, b: BudgetSpec) -> str:
+        label = self._labels.get(b.key)
+        if label is None:
+            label = self._labels[b.key] = f"{b.scope.value}:{b.scope_id}/{b.period.value}"
+        return label
 
     def update(self, statuses: tuple[BudgetStatus, ...]) -> None:
         for s in statuses:

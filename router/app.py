@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -71,7 +70,7 @@ def _request_id(request: Request, trust: bool) -> str:
         given = request.headers.get("x-request-id")
         if given and len(given) <= 128 and given.isascii() and given.isprintable():
             return given
-    return "req_" + uuid.uuid4().hex
+    return "req_" + os.urandom(16).hex()  # as random as uuid4().hex, without the UUID object
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

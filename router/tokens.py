@@ -27,7 +27,7 @@ import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -205,13 +205,40 @@ def _content_tokens(content: Any, count: Counter) -> int:
     return n
 
 
-def _message_tokens(message: Any, count: Counter) -> int:
+#: Roles whose text repeats from request to request (an application's system prompt): their
+#: counts are cached by text. Other turns are counted afresh.
+_REPEATING_ROLES = frozenset({"system", "developer"})
+#: Longest text whose count is cached, and how many are kept per tokenizer (~1 MB at most).
+CACHE_TEXT_CHARS = 4096
+CACHE_TEXTS = 128
+
+
+@cache
+def _repeating_counter(tokenizer: str) -> Counter:
+    return lru_cache(maxsize=CACHE_TEXTS)(text_counter(tokenizer))
+
+
+@lru_cache(maxsize=4096)  # bounded: names come from clients
+def _short_count(tokenizer: str, text: str) -> int:
+    """Roles and names: a handful of short strings, counted once each."""
+    return text_counter(tokenizer)(text)
+
+
+def _message_tokens(message: Any, count: Counter, tokenizer: str) -> int:
     if not isinstance(message, dict):
         return TOKENS_PER_MESSAGE + count(_as_text(message))
     n = TOKENS_PER_MESSAGE
     for key, value in message.items():
         if key == "content":
-            n += _content_tokens(value, count)
+            if (type(value) is str and len(value) <= CACHE_TEXT_CHARS
+                    and message.get("role") in _REPEATING_ROLES):
+                n += _repeating_counter(tokenizer)(value)
+            else:
+                n += _content_tokens(value, count)
+        elif key in ("role", "name") and type(value) is str and len(value) <= 64:
+            n += _short_count(tokenizer, value)
+            if key == "name":
+                n += TOKENS_PER_NAME
         elif key == "tool_calls" and isinstance(value, list):
             for call in value:
                 fn = call.get("function") if isinstance(call, dict) else None
@@ -268,7 +295,7 @@ def count_chat_tokens(body: Mapping[str, Any], tokenizer: Tokenizer) -> int:
     n = REPLY_PRIMING
     if isinstance(messages, list):
         for message in messages:
-            n += _message_tokens(message, count)
+            n += _message_tokens(message, count, tokenizer)
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
         n += _tools_tokens(tools, count, tokenizer == "o200k_base")

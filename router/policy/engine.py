@@ -223,8 +223,10 @@ def _lost(x: _Entry, top: _Entry, objective: str) -> str:
 
 
 def _table(ordered: list[_Entry], rest: list[_Entry], k: int, objective: str,
-           bars: Mapping[str, int]) -> Callable[[], tuple[Candidate, ...]]:
-    """The explain table, built on demand: ``ordered`` (chosen first) then ``rest`` by cost."""
+           bars: Mapping[str, int], outside: Callable[[], list[_Entry]] = list,
+           ) -> Callable[[], tuple[Candidate, ...]]:
+    """The explain table, built on demand: ``ordered`` (chosen first) then ``rest`` and the
+    rows ``outside`` the route by cost."""
 
     def build() -> tuple[Candidate, ...]:
         out = []
@@ -242,7 +244,7 @@ def _table(ordered: list[_Entry], rest: list[_Entry], k: int, objective: str,
                 why = (lost, *why)
             out.append(Candidate(e.name, e.provider, e.cap, e.comp, e.cost,
                                  e.meets_bar and not e.hard, role, why))
-        for e in sorted(rest, key=_by_cost):
+        for e in sorted([*rest, *outside()], key=_by_cost):
             why = (*e.hard, *_bar_reasons(e, bars))
             out.append(Candidate(e.name, e.provider, e.cap, e.comp, e.cost, False, "ineligible",
                                  why))
@@ -310,14 +312,13 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
     rest: list[_Entry] = []  # fail a hard constraint
     permitted = fits = 0
     ref_cost = None
-    for r in policy.priced_rows(cat):
-        name = r.name
+
+    def entry(r: PricedRow, in_route: bool) -> tuple[_Entry, bool, bool]:
+        """The row's entry, whether the caller may use it here, and whether it also fits."""
         one = _completion(r, base, mt)
         comp = one * n
         cost = -(-(prompt * r.input_per_1m_micro + comp * r.output_per_1m_micro)
                  // _PICO_PER_MICRO)
-        if name == ref:
-            ref_cost = cost
         caps = r.caps
         if single is not None:
             cap = caps[single]
@@ -334,27 +335,48 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
                 if ct < bars[t]:
                     meets = False
         hard: tuple[str, ...] = ()
-        why = blocked.get(name)
+        why = blocked.get(r.name)
+        allowed = fit = False
         if why is not None:
             hard = (why,)
-        elif models is not None and name not in models:
+        elif not in_route:
             hard = (f"not in route {route.name!r}",)
         else:
-            permitted += 1
+            allowed = True
         misfit = _misfit(r, prompt, one, mt)
         if misfit is not None:
             hard = (*hard, misfit)
         elif not hard:
-            fits += 1
+            fit = True
         if limit is not None and cost > limit:
             hard = (*hard, f"estimated {cost} µ$ exceeds the limit {limit} µ$ per request")
-        entry = _Entry(cost, cap, name, r.provider, comp, caps, hard, meets)
-        if hard:
-            rest.append(entry)
-        elif meets:
-            pool.append(entry)
+        return _Entry(cost, cap, r.name, r.provider, comp, caps, hard, meets), allowed, fit
+
+    # Only the route's rows can be chosen: the others are priced for the explanation table
+    # (built on demand) and the reference model's cost only.
+    rows = policy.priced_rows(cat)
+    walk = rows if models is None else [r for r in rows if r.name in models]
+    for r in walk:
+        e, allowed, fit = entry(r, True)
+        permitted += allowed
+        fits += fit
+        if e.name == ref:
+            ref_cost = e.cost
+        if e.hard:
+            rest.append(e)
+        elif e.meets_bar:
+            pool.append(e)
         else:
-            below.append(entry)
+            below.append(e)
+    outside: Callable[[], list[_Entry]] = list
+    if models is not None:
+        if ref_cost is None and ref is not None:
+            ref_row = policy.priced_index(cat).get(ref)
+            if ref_row is not None:
+                ref_cost = entry(ref_row, False)[0].cost
+
+        def outside() -> list[_Entry]:
+            return [entry(r, False)[0] for r in rows if r.name not in models]
     bar_text = ", ".join(f"{t} >= {bars[t]}" for t in checked)
     if pool:
         objective = route.objective
@@ -372,13 +394,13 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
     else:
         err = _no_route(facts, route, permitted, fits, limit, bool(below), bar_text)
         return _result(c, model="", chain=(), reason=err.message, route=route.name, bars=bars,
-                       table=_table([], [*below, *rest], 0, route.objective, bars),
+                       table=_table([], [*below, *rest], 0, route.objective, bars, outside),
                        cost=None, ref_cost=ref_cost, error=err)
     k = route.max_fallbacks
     top = ordered[0]
     chain = tuple(e.name for e in ordered[: 1 + k])
     return _result(c, model=top.name, chain=chain, reason=reason, route=route.name, bars=bars,
-                   table=_table(ordered, rest, k, objective, bars),
+                   table=_table(ordered, rest, k, objective, bars, outside),
                    cost=top.cost, ref_cost=ref_cost)
 
 

@@ -129,3 +129,20 @@ def test_chinese_estimate_against_tiktoken() -> None:
     hanzi = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
     assert 2 * hanzi > 1.2 * cl100k and 2 * hanzi > 1.6 * o200k
     assert EST_PER_CJK < 2
+
+
+def test_cached_system_prompt_and_role_counts_equal_fresh_counts() -> None:
+    from router import tokens
+
+    count = tokens.text_counter("o200k_base")
+    for i in range(tokens.CACHE_TEXTS + 20):  # more distinct system prompts than the cache keeps
+        system = f"You are assistant number {i}. 你好，请简洁回答。" * (1 + i % 3)
+        body = {"messages": [{"role": "system", "content": system},
+                             {"role": "user", "name": f"u{i}", "content": "Hi"}]}
+        expected = (tokens.REPLY_PRIMING + 2 * tokens.TOKENS_PER_MESSAGE + count("system")
+                    + count(system) + count("user") + count(f"u{i}") + tokens.TOKENS_PER_NAME
+                    + count("Hi"))
+        assert tokens.count_chat_tokens(body, "o200k_base") == expected
+        assert tokens.count_chat_tokens(body, "o200k_base") == expected  # from the caches
+    info = tokens._repeating_counter("o200k_base").cache_info()  # type: ignore[attr-defined]
+    assert info.currsize <= tokens.CACHE_TEXTS and info.hits >= tokens.CACHE_TEXTS
