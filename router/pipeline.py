@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from router import observe
 from router.accounting import Hold
@@ -35,6 +35,7 @@ from router.policy import (
 from router.policy.request import counting_model, parse_task_header
 from router.sse import StreamRelay, error_event
 from router.state import AppState
+from router.streaming import EventStreamResponse
 from router.tokens import count_chat_tokens, count_embedding_input, count_text_tokens
 from router.upstream.base import Endpoint, TransportError
 from router.upstream.dispatch import Dispatched
@@ -164,9 +165,8 @@ async def handle_chat(
         await _settle(state, out, STATUS_OK)
         return response
     relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
-    return StreamingResponse(
+    return EventStreamResponse(
         _relay(state, out, dispatched, relay),
-        media_type="text/event-stream",
         headers={**out.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 
