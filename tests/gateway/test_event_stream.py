@@ -1,0 +1,86 @@
+"""router/streaming.py: the SSE response stops its relay when the client leaves, and the
+relay's cleanup runs to its end either way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from router.streaming import EventStreamResponse
+
+
+def _relay(log: list[str], events: int, pause: float) -> AsyncIterator[bytes]:
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            for i in range(events):
+                await asyncio.sleep(pause)
+                yield f"data: {i}\n\n".encode()
+            log.append("done")
+        finally:
+            log.append("cleanup")
+
+    return gen()
+
+
+async def test_streams_every_event_then_ends() -> None:
+    log: list[str] = []
+    sent: list[dict[str, Any]] = []
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    r = EventStreamResponse(_relay(log, 3, 0), headers={"x-request-id": "r1"})
+    await r({"type": "http"}, receive, send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
+    assert [m["body"] for m in sent[1:]] == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n", b""]
+    assert log == ["done", "cleanup"]
+
+
+async def test_a_disconnect_stops_the_relay_and_its_cleanup_runs() -> None:
+    log: list[str] = []
+    sent: list[dict[str, Any]] = []
+    gone = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if len(sent) == 3:  # the client leaves after two events
+            gone.set()
+
+    r = EventStreamResponse(_relay(log, 1000, 0.001), headers={})
+    await asyncio.wait_for(r({"type": "http"}, receive, send), 5)
+    assert 3 <= len(sent) < 10 and log == ["cleanup"]
+
+
+async def test_cancelling_the_response_cancels_the_relay_and_propagates() -> None:
+    log: list[str] = []
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    r = EventStreamResponse(_relay(log, 1000, 0.001), headers={})
+    task = asyncio.ensure_future(r({"type": "http"}, receive, send))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the cancellation was swallowed")
+    assert log == ["cleanup"]
