@@ -33,6 +33,7 @@ import orjson
 
 from router.budgets.errors import StoreUnavailable
 from router.budgets.spec import BudgetSpec, Period, RateLimitSpec, Scope
+from router.budgets.sqlitedb import retry_busy, transaction
 
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -238,29 +239,11 @@ class SqliteKeyStore(KeyStore):
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if read_only:
             return
-        # Another process (the budget store, another replica) may be creating the file right now:
-        # retry SQLITE_BUSY for as long as the busy timeout, as the budget store does.
-        deadline = time.monotonic() + busy_timeout_ms / 1000
-        while True:
-            try:
-                self._db.executescript(_SQLITE_SCHEMA)
-                break
-            except sqlite3.OperationalError as e:
-                busy = (e.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-                if not busy or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        # Another process (the budget store, another replica) may be creating the file right now.
+        retry_busy(self._db, lambda db: db.executescript(_SQLITE_SCHEMA), busy_timeout_ms)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Cursor]:
-        c = self._db.cursor()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
+        return transaction(self._db)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:

@@ -25,7 +25,7 @@ import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -120,7 +120,15 @@ class RedisStore(BudgetStore):
                 retry=Retry(NoBackoff(), 1),
             )
             client = Redis(connection_pool=pool)
+            # Settles go through the group commit, one call in flight at a time: their own
+            # connection, without the blocking pool's wait machinery (~40 µs a call here).
+            finish_client: Redis | RedisCluster = Redis(connection_pool=ConnectionPool.from_url(
+                url, max_connections=1, socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s, retry=Retry(NoBackoff(), 1)))
+        else:
+            finish_client = client
         self._r: Redis | RedisCluster = client
+        self._finish_r = finish_client
         self.fail_mode = fail_mode
         self.settle_dedup_s = float(settle_dedup_s)
         self.retry_interval_s = retry_interval_s
@@ -129,8 +137,8 @@ class RedisStore(BudgetStore):
         self._ledger = f"{self._p}:ledger"
         self._dedup_ms = str(math.ceil(self.settle_dedup_s * 1000))
         self._reserve = client.register_script(lua.RESERVE)
-        self._finish = client.register_script(lua.FINISH)
-        self._finish_batch = client.register_script(lua.FINISH_MANY)
+        self._finish = finish_client.register_script(lua.FINISH)
+        self._finish_batch = finish_client.register_script(lua.FINISH_MANY)
         self._finisher: GroupCommit[JournalEntry, bytes] = GroupCommit(
             self._finish_many, max_batch=finish_batch)
         self._status = client.register_script(lua.STATUS)
@@ -509,3 +517,5 @@ class RedisStore(BudgetStore):
             await self.leasing.close()
         await self.outbox.close()
         await self._r.aclose()
+        if self._finish_r is not self._r:
+            await self._finish_r.aclose()

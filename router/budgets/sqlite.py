@@ -22,8 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from router.budgets.spec import (
     SettleResult,
     SpendRow,
 )
+from router.budgets.sqlitedb import retry_busy, transaction
 from router.budgets.store import BudgetStore, _now
 
 SCHEMA = """
@@ -140,32 +140,16 @@ class SqliteStore(BudgetStore):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        # Switching to WAL and creating tables can fail at once with SQLITE_BUSY when another
-        # process opens the same new file at the same moment (the busy handler is not always
-        # consulted there): retry for as long as the busy timeout.
-        deadline = time.monotonic() + busy_timeout_ms / 1000
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-                self._db.executescript(SCHEMA)
-                break
-            except sqlite3.OperationalError as e:
-                busy = (e.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-                if not busy or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Cursor]:
-        c = self._db.cursor()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+        def setup(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            db.executescript(SCHEMA)
+
+        retry_busy(self._db, setup, busy_timeout_ms)
+
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
+        return transaction(self._db)
 
     # -- internals (inside a transaction) --------------------------------------------------------
 

@@ -61,7 +61,10 @@ async def test_sigkill_under_load_loses_no_settled_row_and_frees_reservations(
 ) -> None:
     ttl = 5.0
     cfg = {"url": make_store.url, "options": {**make_store.options, "reservation_ttl_s": ttl},
-           "limit": 10**12, "cost": 1000, "concurrency": 16, "tag": "k"}  # fmt: skip
+           "limit": 10**12, "cost": 1000, "concurrency": 16, "tag": "k",
+           # one request stays in flight, so a reservation is certainly held at the kill (settles
+           # are group-committed: the 16 loops can all be between a settle and their next reserve)
+           "stuck": True}  # fmt: skip
     p = spawn("load", cfg)
     assert p.stdout is not None
     settled: list[str] = []

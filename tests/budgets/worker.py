@@ -58,7 +58,12 @@ async def load(cfg: dict[str, Any]) -> None:
             sys.stdout.write(f"settled {rid}\n")
             sys.stdout.flush()
 
-    await asyncio.gather(*(loop() for _ in range(cfg["concurrency"])))
+    async def stuck() -> None:  # a request whose upstream never answers: killed while held
+        await store.reserve(f"{cfg['tag']}-stuck", b, cfg["cost"])
+        await asyncio.Event().wait()
+
+    extra = [stuck()] if cfg.get("stuck") else []
+    await asyncio.gather(*(loop() for _ in range(cfg["concurrency"])), *extra)
 
 
 if __name__ == "__main__":
