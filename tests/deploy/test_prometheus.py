@@ -172,7 +172,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.append(fake)
         dir_a = tmp / "a"
         dir_a.mkdir()
-        config_a = write_config(dir_a, fake.url, policy=budgets(), store=redis.url)
+        # A reserves in Redis per request (no leases), so that the Redis outage below shows at
+        # once as 503s and store errors; with leases (B, the deploy config) a replica keeps
+        # serving from what it has leased (tests/budgets/test_fail_mode.py).
+        config_a = write_config(dir_a, fake.url, policy=budgets(), store=redis.url,
+                                extra="  lease_fraction: 0")
         env_b = {
             "ROUTER_STORE_URL": redis.url, "ROUTER_POLICY": str(REPO / "policies"),
             "ROUTER_KEY_APP": APP_KEY, "ROUTER_KEY_APP_TEAM": "platform",
