@@ -165,9 +165,15 @@ async def handle_chat(
         await _settle(state, out, STATUS_OK)
         return response
     relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
+
+    async def never_started() -> None:  # the client left before the relay's first step
+        out.status, out.error = 499, "client disconnected"
+        await _end_relay(state, out, dispatched, relay)
+
     return EventStreamResponse(
         _relay(state, out, dispatched, relay),
         headers={**out.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
+        on_unstarted=never_started,
     )
 
 
@@ -330,14 +336,20 @@ async def _relay(
         out.status, out.error = 499, "client disconnected"
         raise
     finally:
-        # a disconnect cancels this task; the cleanup must still run to the end
-        out.upstream_seconds = time.perf_counter() - out.upstream_started
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
-            if out.hold is not None:  # not settled yet: failed or cut short, charge what ran
-                status = STATUS_DISCONNECTED if out.status == 499 else STATUS_PARTIAL
-                await _finish_stream(state, out, relay, status)
-        observe.finish(state.metrics, out)
+        await _end_relay(state, out, dispatched, relay)
+
+
+async def _end_relay(state: AppState, out: Outcome, dispatched: Dispatched,
+                     relay: StreamRelay) -> None:
+    """Close the upstream stream, settle what has not been (charging what ran), record the
+    request. A disconnect cancels the relay: this must still run to the end."""
+    out.upstream_seconds = time.perf_counter() - out.upstream_started
+    with anyio.CancelScope(shield=True):
+        await dispatched.response.aclose()
+        if out.hold is not None:  # not settled yet: failed or cut short, charge what ran
+            status = STATUS_DISCONNECTED if out.status == 499 else STATUS_PARTIAL
+            await _finish_stream(state, out, relay, status)
+    observe.finish(state.metrics, out)
 
 
 async def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay, status: str) -> None:

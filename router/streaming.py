@@ -5,13 +5,14 @@ Starlette's ``StreamingResponse`` watches for a client disconnect through an any
 uvicorn does: under load that machinery cost more per streamed request than relaying the events.
 This response does the same with two plain asyncio tasks: one streams, one waits for
 ``http.disconnect`` and cancels the first, whose ``finally`` blocks (settling the budget as a
-disconnect) then run as they would under starlette.
+disconnect) then run as they would under starlette. If the relay never started (the client
+left before its first step, so its ``finally`` cannot run), ``on_unstarted`` does that cleanup.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -22,8 +23,11 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(self, body: AsyncIterator[bytes], headers: Mapping[str, str], *,
+                 on_unstarted: Callable[[], Awaitable[None]] | None = None) -> None:
         self.body_iterator = body
+        self.on_unstarted = on_unstarted
+        self._started = False
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -41,10 +45,19 @@ class EventStreamResponse(Response):
             if not streamer.done():  # this task was cancelled while streaming: stop too
                 streamer.cancel()
                 await asyncio.gather(streamer, return_exceptions=True)
+            if not self._started:
+                close = getattr(self.body_iterator, "aclose", None)
+                if close is not None:
+                    await close()
+                if self.on_unstarted is not None:
+                    await self.on_unstarted()
 
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
+        # From here to the relay's first await nothing can be cancelled: once this is set, the
+        # relay has started and its own ``finally`` runs on any exit.
+        self._started = True
         async for chunk in self.body_iterator:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -84,3 +84,43 @@ async def test_cancelling_the_response_cancels_the_relay_and_propagates() -> Non
     else:
         raise AssertionError("the cancellation was swallowed")
     assert log == ["cleanup"]
+
+
+async def test_a_client_gone_before_the_relay_starts_gets_the_relay_cleaned_up() -> None:
+    """The relay never ran (so its own ``finally`` cannot): ``on_unstarted`` does the cleanup."""
+    log: list[str] = []
+    gone = asyncio.Event()
+    gone.set()  # the client has already left
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        await asyncio.sleep(0.01)  # the response start is slow to go out: the watcher fires first
+
+    async def cleanup() -> None:
+        log.append("on_unstarted")
+
+    r = EventStreamResponse(_relay(log, 3, 0), headers={}, on_unstarted=cleanup)
+    await asyncio.wait_for(r({"type": "http"}, receive, send), 5)
+    assert log == ["on_unstarted"]
+
+
+async def test_on_unstarted_is_not_called_once_the_relay_ran() -> None:
+    log: list[str] = []
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    async def cleanup() -> None:
+        log.append("on_unstarted")
+
+    r = EventStreamResponse(_relay(log, 2, 0), headers={}, on_unstarted=cleanup)
+    await r({"type": "http"}, receive, send)
+    assert log == ["done", "cleanup"]
