@@ -243,7 +243,8 @@ def create_app(
         body = parse_json_object(await _read_body(request, state.config.server.max_body_bytes))
         policy = state.policy.current
         explained = route_body(body, policy, classify=state.classify, tokenizers=state.tokenizers,
-                               caller=caller, task_header=request.headers.get("x-router-task"))
+                               caller=caller, task_header=request.headers.get("x-router-task"),
+                               unavailable=state.unavailable)
         return Response(orjson.dumps(explained.json(policy)), media_type="application/json")
 
     @app.exception_handler(GatewayError)

@@ -260,7 +260,8 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
         observe.classified(state.metrics, cls.task, cls.confidence)
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)
     budgets = policy.budget_rules.for_caller(out.caller)[0]
-    decision = decide(facts, policy, budget=state.accountant.view.state(budgets))
+    decision = decide(facts, policy, budget=state.accountant.view.state(budgets),
+                      unavailable=state.unavailable)
     out.decision = decision
     chosen = state.tokenizers[decision.model]
     out.prompt_tokens = tokens if chosen == tokenizer else count_chat_tokens(body, chosen)

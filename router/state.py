@@ -54,6 +54,8 @@ class AppState:
     extras: dict[str, object] = field(default_factory=dict)
     #: Keys created through the admin API (also consulted by ``keys``).
     dynamic_keys: DynamicKeys | None = None
+    #: Models that cannot be called from here (model -> why): routes pass over them.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         if self.policy is not None:
@@ -118,6 +120,8 @@ def build_state(
         classify=classify,
         classify_fast=_without_signals(classify),
         dynamic_keys=dynamic_keys,
+        unavailable={name: f"{t.missing_key} is not set in the gateway's environment"
+                     for name, t in targets.items() if t.missing_key},
     )
 
 

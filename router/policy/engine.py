@@ -32,6 +32,7 @@ the model that answers). Everything here is arithmetic on precomputed tables: no
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from router.costs.estimate import cost_micro, expected_completion_tokens
@@ -85,15 +86,21 @@ def _budget_step(policy: Policy, budget: BudgetState | None
     return step, worst[0], worst[1]
 
 
+_NONE: Mapping[str, str] = MappingProxyType({})
+
+
 def evaluate(
     facts: RouteFacts,
     policy: Policy,
     catalogue: Catalogue | None = None,
     budget: BudgetState | None = None,
+    unavailable: Mapping[str, str] = _NONE,
 ) -> RouteDecision:
     """Decide without raising: a request that cannot be served has ``error`` set and
     ``model == ""`` (what ``POST /v1/route`` shows). ``catalogue`` defaults to the one the policy
-    was checked against (whose prices were joined to the rows at load time)."""
+    was checked against (whose prices were joined to the rows at load time). ``unavailable``:
+    models this gateway cannot call (model -> why, e.g. its key variable is unset), which routes
+    pass over; a request naming one still goes to it (and gets the upstream's error)."""
     cat = policy.catalogue if catalogue is None else catalogue
     target = policy.rewrites.get(facts.model, facts.model)
     notes: list[str] = []
@@ -111,7 +118,7 @@ def evaluate(
         return _result(c, model="", chain=(), reason=message, route=target, bars={},
                        table=tuple, cost=None, ref_cost=None,
                        error=RouteError("permission", message))
-    return _routed(facts, policy, cat, route, target, notes, step, scope, used)
+    return _routed(facts, policy, cat, route, target, notes, step, scope, used, unavailable)
 
 
 def decide(
@@ -119,10 +126,11 @@ def decide(
     policy: Policy,
     catalogue: Catalogue | None = None,
     budget: BudgetState | None = None,
+    unavailable: Mapping[str, str] = _NONE,
 ) -> RouteDecision:
     """:func:`evaluate`, raising the request's :class:`~router.errors.GatewayError` if it cannot
     be served (404 unknown model, 403 not allowed, 400 context or cost)."""
-    d = evaluate(facts, policy, catalogue, budget)
+    d = evaluate(facts, policy, catalogue, budget, unavailable)
     if d.error is not None:
         raise d.error.to_gateway_error()
     return d
@@ -285,7 +293,7 @@ def _result(c: _Ctx, *, model: str, chain: tuple[str, ...], reason: str, route: 
 
 def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Route, target: str,
             notes: list[str], step: NearBudgetStep | None, scope: str | None,
-            used: float | None) -> RouteDecision:
+            used: float | None, unavailable: Mapping[str, str]) -> RouteDecision:
     route, lower = asked, 0
     if step is not None:
         lower = step.lower_bar_by
@@ -335,7 +343,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
                 if ct < bars[t]:
                     meets = False
         hard: tuple[str, ...] = ()
-        why = blocked.get(r.name)
+        why = blocked.get(r.name) or unavailable.get(r.name)
         allowed = fit = False
         if why is not None:
             hard = (why,)

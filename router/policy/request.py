@@ -134,6 +134,7 @@ def route_body(
     caller: Caller | None = None,
     task_header: str | None = None,
     budget: BudgetState | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> Explained:
     """Count, classify and decide for a chat body, without calling any model.
 
@@ -148,4 +149,5 @@ def route_body(
     signals: Sequence[str] = tuple(getattr(cls, "signals", ()) or ())
     if cls is None:
         signals = ("classifier unavailable",)
-    return Explained(evaluate(facts, policy, budget=budget), cls, signals)
+    return Explained(evaluate(facts, policy, budget=budget, unavailable=unavailable or {}), cls,
+                     signals)

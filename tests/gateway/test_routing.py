@@ -129,3 +129,28 @@ def test_serve_refuses_an_invalid_policy(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "policy.yaml:" in proc.stderr and "gpt-5o" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_routes_pass_over_a_model_whose_key_is_unset(fake: Proc, tmp_path: Path) -> None:
+    """The README's first run: only some providers' keys are set. ``no-key`` is the cheapest
+    qualifying model here, but its key variable is unset: auto routes around it (and says why);
+    asking for it by name still gets the 503 naming the variable."""
+    policy = POLICY.replace("models:\n", "models:\n  no-key: {reasoning: 90, expression: 90}\n", 1)
+    proc = start_gateway(write_config(tmp_path, fake.url, policy=policy), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{proc.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "hello"}],
+            extra_headers={"x-router-task": "expression"})
+        assert raw.headers["x-router-model"] == "gpt-4o-mini"
+        assert "x-router-fallback-from" not in raw.headers  # chosen, not fallen back to
+        data = explain(proc, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+                       task="expression")
+        names = {c["model"]: c for c in data["candidates"]}  # type: ignore[attr-defined,index]
+        assert names["no-key"]["reasons"] == [
+            "ROUTER_TEST_UNSET_KEY is not set in the gateway's environment"]
+        with pytest.raises(openai.InternalServerError, match="ROUTER_TEST_UNSET_KEY"):
+            client.chat.completions.create(model="no-key",
+                                           messages=[{"role": "user", "content": "hi"}])
+    finally:
+        proc.stop(signal.SIGKILL)

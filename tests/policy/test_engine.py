@@ -51,6 +51,17 @@ def test_expression_goes_to_the_cheapest_model_that_meets_the_bar(policy: Policy
     assert [x.model for x in d.candidates][:3] == ["small", "mid", "think"]
 
 
+def test_routes_pass_over_models_the_gateway_cannot_call(policy: Policy) -> None:
+    """A model whose key is unset (``AppState.unavailable``) is skipped by routes, with the
+    reason in the table; a request naming it still goes to it."""
+    down = {"small": "OPENAI_API_KEY is not set in the gateway's environment"}
+    d = evaluate(facts(classification=EXPR), policy, unavailable=down)
+    assert d.ok and d.model == "mid" and "small" not in d.chain
+    assert by_model(d)["small"].role == "ineligible"
+    assert by_model(d)["small"].reasons == (down["small"],)
+    assert decide(facts("small", classification=EXPR), policy, unavailable=down).model == "small"
+
+
 def test_reasoning_goes_to_mid_and_savings_are_against_the_strongest(policy: Policy) -> None:
     d = evaluate(facts(classification=REAS), policy)
     assert d.model == "mid" and d.chain == ("mid", "think", "huge-ctx")
