@@ -319,6 +319,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
     below: list[_Entry] = []  # pass every hard constraint, fail only the bar
     rest: list[_Entry] = []  # fail a hard constraint
     permitted = fits = 0
+    unreachable: list[str] = []  # permitted route models this gateway cannot call
     ref_cost = None
 
     def entry(r: PricedRow, in_route: bool) -> tuple[_Entry, bool, bool]:
@@ -343,7 +344,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
                 if ct < bars[t]:
                     meets = False
         hard: tuple[str, ...] = ()
-        why = blocked.get(r.name) or unavailable.get(r.name)
+        why = blocked.get(r.name)
         allowed = fit = False
         if why is not None:
             hard = (why,)
@@ -351,6 +352,10 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
             hard = (f"not in route {route.name!r}",)
         else:
             allowed = True
+            down = unavailable.get(r.name)
+            if down is not None:
+                hard = (down,)
+                unreachable.append(f"{r.name}: {down}")
         misfit = _misfit(r, prompt, one, mt)
         if misfit is not None:
             hard = (*hard, misfit)
@@ -400,7 +405,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
         reason = f"{route.name}: most capable allowed model (none meets {bar_text})"
         ordered = below
     else:
-        err = _no_route(facts, route, permitted, fits, limit, bool(below), bar_text)
+        err = _no_route(facts, route, permitted, unreachable, fits, limit, bool(below), bar_text)
         return _result(c, model="", chain=(), reason=err.message, route=route.name, bars=bars,
                        table=_table([], [*below, *rest], 0, route.objective, bars, outside),
                        cost=None, ref_cost=ref_cost, error=err)
@@ -412,11 +417,15 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
                    cost=top.cost, ref_cost=ref_cost)
 
 
-def _no_route(facts: RouteFacts, route: Route, permitted: int, fits: int, limit: int | None,
-              bar_only: bool, bar_text: str) -> RouteError:
+def _no_route(facts: RouteFacts, route: Route, permitted: int, unreachable: list[str], fits: int,
+              limit: int | None, bar_only: bool, bar_text: str) -> RouteError:
     who = f"key '{facts.caller.alias}'" if facts.caller is not None else "this caller"
     if permitted == 0:
         return RouteError("permission", f"No model that {who} may use can serve '{route.name}'.")
+    if len(unreachable) == permitted:
+        return RouteError("unavailable", (
+            f"No model that {who} may use for '{route.name}' can be called from this gateway: "
+            + "; ".join(unreachable) + "."))
     if fits == 0:
         return RouteError("context", (
             f"The request ({facts.prompt_tokens} prompt tokens, max_tokens "

@@ -11,6 +11,7 @@ from router.errors import (
     InvalidRequest,
     ModelNotFound,
     PermissionDenied,
+    ServiceUnavailable,
 )
 from router.yamlfile import DocumentError
 
@@ -22,7 +23,8 @@ class PolicyError(DocumentError):
     """
 
 
-RouteErrorKind = Literal["model_not_found", "permission", "context", "cost", "no_model"]
+RouteErrorKind = Literal[
+    "model_not_found", "permission", "unavailable", "context", "cost", "no_model"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class RouteError:
             return ModelNotFound(self.message, param="model")
         if self.kind == "permission":
             return PermissionDenied(self.message, param="model")
+        if self.kind == "unavailable":
+            return ServiceUnavailable(self.message)
         if self.kind == "context":
             return ContextTooLong(self.message, param="messages")
         if self.kind == "cost":

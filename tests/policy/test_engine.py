@@ -10,7 +10,13 @@ from __future__ import annotations
 import pytest
 
 from router.auth import Caller
-from router.errors import ContextTooLong, InvalidRequest, ModelNotFound, PermissionDenied
+from router.errors import (
+    ContextTooLong,
+    InvalidRequest,
+    ModelNotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from router.policy import (
     BudgetState,
     RouteFacts,
@@ -60,6 +66,15 @@ def test_routes_pass_over_models_the_gateway_cannot_call(policy: Policy) -> None
     assert by_model(d)["small"].role == "ineligible"
     assert by_model(d)["small"].reasons == (down["small"],)
     assert decide(facts("small", classification=EXPR), policy, unavailable=down).model == "small"
+
+
+def test_a_route_with_no_model_it_can_call_is_503_naming_why(policy: Policy) -> None:
+    down = {r.name: f"KEY_{r.name.upper()} is not set" for r in policy.rows}
+    d = evaluate(facts(classification=EXPR), policy, unavailable=down)
+    assert d.error is not None and d.error.kind == "unavailable"
+    assert "small: KEY_SMALL is not set" in d.error.message
+    with pytest.raises(ServiceUnavailable):
+        decide(facts(classification=EXPR), policy, unavailable=down)
 
 
 def test_reasoning_goes_to_mid_and_savings_are_against_the_strongest(policy: Policy) -> None:
