@@ -5,8 +5,10 @@ Starlette's ``StreamingResponse`` watches for a client disconnect through an any
 uvicorn does: under load that machinery cost more per streamed request than relaying the events.
 This response does the same with two plain asyncio tasks: one streams, one waits for
 ``http.disconnect`` and cancels the first, whose ``finally`` blocks (settling the budget as a
-disconnect) then run as they would under starlette. If the relay never started (the client
-left before its first step, so its ``finally`` cannot run), ``on_unstarted`` does that cleanup.
+disconnect) then run as they would under starlette. The relay is closed on every exit, so a
+relay left suspended at its ``yield`` (the client left mid-``send``) runs its ``finally`` then,
+not at garbage collection. If the relay never started (the client left before its first step,
+so its ``finally`` cannot run), ``on_unstarted`` does that cleanup.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ class EventStreamResponse(Response):
             if not streamer.done():  # this task was cancelled while streaming: stop too
                 streamer.cancel()
                 await asyncio.gather(streamer, return_exceptions=True)
-            if not self._started:
-                close = getattr(self.body_iterator, "aclose", None)
-                if close is not None:
-                    await close()
-                if self.on_unstarted is not None:
-                    await self.on_unstarted()
+            # A relay suspended at its ``yield`` (the client left while ``send`` was blocked)
+            # runs its ``finally`` only when closed; closing a finished one is a no-op.
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+            if not self._started and self.on_unstarted is not None:
+                await self.on_unstarted()
 
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,

@@ -124,3 +124,26 @@ async def test_on_unstarted_is_not_called_once_the_relay_ran() -> None:
     r = EventStreamResponse(_relay(log, 2, 0), headers={}, on_unstarted=cleanup)
     await r({"type": "http"}, receive, send)
     assert log == ["done", "cleanup"]
+
+
+async def test_a_disconnect_during_a_blocked_send_still_runs_the_relay_cleanup() -> None:
+    """The client leaves while a body chunk's ``send`` is blocked: the relay sits at its
+    ``yield``, so closing it (not garbage collection) must run its ``finally``."""
+    log: list[str] = []
+    sent: list[dict[str, Any]] = []
+    blocked = asyncio.Event()
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await blocked.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if len(sent) == 3:  # the second body message never goes out
+            blocked.set()
+            await never.wait()
+
+    r = EventStreamResponse(_relay(log, 1000, 0), headers={})
+    await asyncio.wait_for(r({"type": "http"}, receive, send), 5)
+    assert len(sent) == 3 and log == ["cleanup"]
