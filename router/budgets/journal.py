@@ -9,16 +9,15 @@ script when Redis is back. The script marks each request id done, so an entry re
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
 from router.budgets.errors import RateLimited
 from router.budgets.rules import choose_amount, gcra
 from router.budgets.spec import BudgetSpec, BudgetStatus, CounterRef, LedgerRow, Reservation, Window
+from router.budgets.sqlitedb import connect
 
 
 def encode_row(row: LedgerRow) -> bytes:
@@ -52,10 +51,8 @@ class Journal:
     """Durable FIFO of settles and releases waiting for Redis (``path`` None: in memory)."""
 
     def __init__(self, path: str | None) -> None:
-        target = ":memory:" if path is None else path
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        # 5000 ms: sqlite3.connect's default timeout (5 s), which this connection had before
+        self._db = connect(":memory:" if path is None else path, busy_timeout_ms=5000)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, "

@@ -33,7 +33,7 @@ import orjson
 
 from router.budgets.errors import StoreUnavailable
 from router.budgets.spec import BudgetSpec, Period, RateLimitSpec, Scope
-from router.budgets.sqlitedb import retry_busy, transaction
+from router.budgets.sqlitedb import connect, retry_busy, transaction
 
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -232,11 +232,9 @@ class SqliteKeyStore(KeyStore):
             uri = Path(path).resolve().as_uri() + "?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None,
                                        check_same_thread=False)  # fmt: skip
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         else:
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db = connect(path, busy_timeout_ms)
         if read_only:
             return
         # Another process (the budget store, another replica) may be creating the file right now.

@@ -49,8 +49,7 @@ from router.budgets.spec import (
     SettleResult,
     Window,
 )
-from router.budgets.sqlite import check_request
-from router.budgets.store import BudgetStore, _now
+from router.budgets.store import BudgetStore, _now, check_request
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +129,10 @@ class RedisStore(BudgetStore):
         self._r: Redis | RedisCluster = client
         self._finish_r = finish_client
         self.fail_mode = fail_mode
-        self.settle_dedup_s = float(settle_dedup_s)
-        self.retry_interval_s = retry_interval_s
         self._p = "{" + prefix + "}"
         self._x = f"{self._p}:x"
         self._ledger = f"{self._p}:ledger"
-        self._dedup_ms = str(math.ceil(self.settle_dedup_s * 1000))
+        self._dedup_ms = str(math.ceil(float(settle_dedup_s) * 1000))
         self._reserve = client.register_script(lua.RESERVE)
         self._finish = finish_client.register_script(lua.FINISH)
         self._finish_batch = finish_client.register_script(lua.FINISH_MANY)
@@ -264,8 +261,7 @@ class RedisStore(BudgetStore):
     ) -> Reservation:
         now = _now(now)
         check_request(request_id, budgets, amount_micro, fallback_micro)
-        windows = [self.calendar.window(b.period, now) for b in budgets]
-        refs = tuple((b.key, w.id) for b, w in zip(budgets, windows, strict=True))
+        windows, refs = self._windows(budgets, now)
         ckeys = [self._ckey(r) for r in refs]
         items = self._rate_items(rate_limits, tokens)
         zero_blocked = amount_micro == 0 and any(b.block_zero_cost for b in budgets)
@@ -413,8 +409,8 @@ class RedisStore(BudgetStore):
         self, budgets: Sequence[BudgetSpec], now: float | None = None
     ) -> list[BudgetStatus]:
         now = _now(now)
-        windows = [self.calendar.window(b.period, now) for b in budgets]
-        ckeys = [self._ckey((b.key, w.id)) for b, w in zip(budgets, windows, strict=True)]
+        windows, refs = self._windows(budgets, now)
+        ckeys = [self._ckey(r) for r in refs]
         if self.available:
             try:
                 res = await self._status(keys=[self._x, *ckeys], args=[repr(now), self._dedup_ms])

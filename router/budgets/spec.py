@@ -189,10 +189,6 @@ class BudgetStatus:
         return max(0, self.budget.limit_micro - self.used_micro)
 
     @property
-    def exhausted(self) -> bool:
-        return self.used_micro >= self.budget.limit_micro
-
-    @property
     def soft_exceeded(self) -> bool:
         soft = self.budget.soft_limit_micro
         return soft is not None and self.used_micro >= soft

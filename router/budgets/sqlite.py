@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from router.budgets.errors import RateLimited
@@ -39,8 +38,8 @@ from router.budgets.spec import (
     SettleResult,
     SpendRow,
 )
-from router.budgets.sqlitedb import retry_busy, transaction
-from router.budgets.store import BudgetStore, _now
+from router.budgets.sqlitedb import connect, retry_busy, transaction
+from router.budgets.store import BudgetStore, _now, check_request
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
@@ -104,18 +103,6 @@ def ledger_values(row: LedgerRow) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def check_request(
-    request_id: str, budgets: Sequence[BudgetSpec], amount: int, fallback: int | None
-) -> None:
-    """Argument checks shared by the stores (programming errors, not budget errors)."""
-    if not request_id or "\n" in request_id or len(request_id) > 256:
-        raise ValueError(f"bad request_id {request_id!r}")
-    if amount < 0 or (fallback is not None and fallback < 0):
-        raise ValueError("amounts must be >= 0")
-    if len({b.key for b in budgets}) != len(budgets):
-        raise ValueError("the same budget (scope, id, period) is given twice")
-
-
 class SqliteStore(BudgetStore):
     """Budgets, rate limits and ledger in one SQLite file (``:memory:`` for tests)."""
 
@@ -136,10 +123,7 @@ class SqliteStore(BudgetStore):
             raise ValueError("synchronous must be normal, full or extra")
         self.path = path
         self.settle_dedup_s = float(settle_dedup_s)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._db = connect(path, busy_timeout_ms)
 
         def setup(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA journal_mode = WAL")
@@ -241,8 +225,7 @@ class SqliteStore(BudgetStore):
     ) -> Reservation:
         now = _now(now)
         check_request(request_id, budgets, amount_micro, fallback_micro)
-        windows = [self.calendar.window(b.period, now) for b in budgets]
-        counters = tuple((b.key, w.id) for b, w in zip(budgets, windows, strict=True))
+        windows, counters = self._windows(budgets, now)
         with self._tx() as c:
             self._sweep(c, now)
             old = c.execute(
@@ -343,8 +326,7 @@ class SqliteStore(BudgetStore):
         self, budgets: Sequence[BudgetSpec], now: float | None = None
     ) -> list[BudgetStatus]:
         now = _now(now)
-        windows = [self.calendar.window(b.period, now) for b in budgets]
-        counters = [(b.key, w.id) for b, w in zip(budgets, windows, strict=True)]
+        windows, counters = self._windows(budgets, now)
         with self._tx() as c:
             self._sweep(c, now)
             vals = self._counters(c, counters)

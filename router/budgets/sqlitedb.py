@@ -1,5 +1,6 @@
-"""What the SQLite budget store and the SQLite key store share: opening a database file that
-another process may be creating at the same moment, and immediate write transactions."""
+"""What the SQLite budget store, the SQLite key store and the Redis store's journal share:
+opening a database file that another process may be creating at the same moment, and immediate
+write transactions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Open ``path`` (creating its directory; ``:memory:`` for none) in autocommit mode, usable
+    from any thread, waiting up to ``busy_timeout_ms`` for another connection's lock."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return db
 
 
 def retry_busy(db: sqlite3.Connection, setup: Callable[[sqlite3.Connection], object],

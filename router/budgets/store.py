@@ -17,21 +17,35 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
-from router.budgets.rules import aggregate, check_fields, matches
+from router.budgets.rules import aggregate, check_fields
 from router.budgets.spec import (
     BudgetSpec,
     BudgetStatus,
     Calendar,
+    CounterRef,
     LedgerRow,
     RateLimitSpec,
     Reservation,
     SettleResult,
     SpendRow,
+    Window,
 )
 
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
+
+
+def check_request(
+    request_id: str, budgets: Sequence[BudgetSpec], amount: int, fallback: int | None
+) -> None:
+    """Argument checks shared by the stores (programming errors, not budget errors)."""
+    if not request_id or "\n" in request_id or len(request_id) > 256:
+        raise ValueError(f"bad request_id {request_id!r}")
+    if amount < 0 or (fallback is not None and fallback < 0):
+        raise ValueError("amounts must be >= 0")
+    if len({b.key for b in budgets}) != len(budgets):
+        raise ValueError("the same budget (scope, id, period) is given twice")
 
 
 class BudgetStore(abc.ABC):
@@ -60,6 +74,14 @@ class BudgetStore(abc.ABC):
     @property
     def timezone(self) -> str:
         return self.calendar.name
+
+    def _windows(
+        self, budgets: Sequence[BudgetSpec], now: float
+    ) -> tuple[list[Window], tuple[CounterRef, ...]]:
+        """Each budget's window containing ``now``, and its counter ``(b.key, w.id)``."""
+        windows = [self.calendar.window(b.period, now) for b in budgets]
+        refs = tuple((b.key, w.id) for b, w in zip(budgets, windows, strict=True))
+        return windows, refs
 
     # -- primitives ------------------------------------------------------------------------------
 
@@ -166,7 +188,7 @@ class BudgetStore(abc.ABC):
         """Spend report: one row per group (team, user, key, model, task, status), largest
         first; no ``group_by`` gives one total row (when there is any spend)."""
         check_fields(group_by, filters)
-        rows = [r async for r in self.iter_ledger(since, until, filters) if matches(r, filters)]
+        rows = [r async for r in self.iter_ledger(since, until, filters)]
         return aggregate(rows, group_by)
 
     async def spend(self, budget: BudgetSpec, now: float | None = None) -> int:
