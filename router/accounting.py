@@ -79,17 +79,17 @@ class BudgetView:
             limit = s.budget.limit_micro
             label = self.label(s.budget)
             self._used[label] = s.used_micro / limit if limit > 0 else 1.0
-            if label not in self.seen:
-                self.seen[label] = s.budget
+            self.seen[label] = s.budget  # the latest spec: a policy reload may change a limit
 
     def state(self, budgets: tuple[BudgetSpec, ...]) -> BudgetState | None:
         if not budgets or not self._used:
             return None
         used = {}
         for b in budgets:
-            fraction = self._used.get(self.label(b))
+            label = self.label(b)
+            fraction = self._used.get(label)
             if fraction is not None:
-                used[self.label(b)] = fraction
+                used[label] = fraction
         return BudgetState(used=used) if used else None
 
 
