@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import Proc, free_port, spawn, wait_port
 
 from router.budgets import (
     BudgetSpec,
@@ -107,12 +107,6 @@ async def redis_baseline(url: str, n: int) -> tuple[float, float]:
     return ping_us, eval_us
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def commandstats(url: str) -> dict[str, float]:
     import redis
 
@@ -127,17 +121,16 @@ async def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="report the best of this many runs")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="budget-bench-"))
-    proc = None
+    redis: Proc | None = None
     url = args.redis_url
-    if url is None and shutil.which("redis-server"):
-        port = free_port()
-        proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.3)
     try:
+        if url is None and shutil.which("redis-server"):
+            port = free_port()
+            redis = spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                          port, tmp / "redis.log")
+            wait_port(redis)
+            url = f"redis://127.0.0.1:{port}/0"
         print(
             f"python {sys.version.split()[0]}, n={args.n}, best of {args.repeat}; "
             "4 budgets per request (+rate: and 1 rate limit, 2 buckets)"
@@ -181,9 +174,8 @@ async def main() -> None:
             )
         print(f"asyncio.to_thread hand-off: {await thread_hop(2000):.1f} µs CPU")
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait()
+        if redis is not None:
+            redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

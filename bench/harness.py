@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -42,8 +42,6 @@ class Proc:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    #: Measure this pid (e.g. a server started through a wrapper); default: the child itself.
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
