@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,21 +23,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} was up:\n{out}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except Exception as exc:
-            last = exc
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not up after {timeout}s: {last}")
+def binary(name: str) -> str | None:
+    """The path of the executable ``name`` (on $PATH, else in /usr/bin), or None."""
+    return shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+
+
+def wait_until(cond: Callable[[], object], timeout: float, msg: str | None = None,
+               interval: float = 0.01) -> float:
+    """Seconds until ``cond()`` held; fails with ``msg`` (default: "not within <timeout>s")
+    after ``timeout`` seconds."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(msg or f"not within {timeout}s")
+        time.sleep(interval)
+    return time.monotonic() - t0
 
 
 @dataclass
@@ -104,10 +104,3 @@ def start_gateway(config_path: Path, tmp: Path, env: dict[str, str] | None = Non
             "--port", str(port), *(extra_args or [])]
     return _spawn(args, port, tmp / f"gateway-{port}.log", env, "/readyz")
 
-
-@contextlib.contextmanager
-def running(proc: Proc) -> Iterator[Proc]:
-    try:
-        yield proc
-    finally:
-        proc.stop()

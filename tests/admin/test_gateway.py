@@ -5,7 +5,6 @@ the key on the other within the refresh interval. Skipped until the app is wired
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from tests.budgets.conftest import RedisServer
 from tests.gateway.conftest import ENV, fake, write_config
-from tests.support import Proc, start_gateway
+from tests.support import Proc, start_gateway, wait_until
 
 __all__ = ["fake"]  # the session's fake upstream (a fixture)
 
@@ -52,14 +51,6 @@ def chat(gw: Proc, secret: str) -> httpx.Response:
                       json={"model": "gpt-4o", "max_tokens": 10, "messages": MESSAGES})
 
 
-def until(cond: object, limit: float) -> float:
-    t0 = time.monotonic()
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() - t0 < limit, "not reached in time"
-        time.sleep(0.05)
-    return time.monotonic() - t0
-
-
 def test_keys_across_replicas(gateways: list[Proc]) -> None:
     a, b = gateways
     r = httpx.post(f"{a.url}/admin/keys", headers=ADMIN_HEADERS, timeout=10,
@@ -68,7 +59,8 @@ def test_keys_across_replicas(gateways: list[Proc]) -> None:
     assert r.status_code == 201, r.text
     secret = r.json()["key"]
     assert chat(a, secret).status_code == 200  # at once on the replica that created it
-    until(lambda: chat(b, secret).status_code == 200, 5)  # within the refresh on the other
+    # within the refresh on the other
+    wait_until(lambda: chat(b, secret).status_code == 200, 5, "not reached in time", 0.05)
 
     spend = httpx.get(f"{a.url}/admin/spend?period=day&group_by=key&key=e2e",
                       headers=ADMIN_HEADERS).json()
@@ -86,5 +78,5 @@ def test_keys_across_replicas(gateways: list[Proc]) -> None:
 
     assert httpx.delete(f"{b.url}/admin/keys/e2e", headers=ADMIN_HEADERS).status_code == 200
     assert chat(b, secret).status_code == 401
-    took = until(lambda: chat(a, secret).status_code == 401, 5)
+    took = wait_until(lambda: chat(a, secret).status_code == 401, 5, "not reached in time", 0.05)
     assert took < 3.5  # one refresh interval (2 s) plus a request

@@ -13,7 +13,8 @@ import redis
 from router.budgets import BudgetSpec, LedgerRow, Period, Scope, StoreUnavailable
 from router.budgets.keys import KeyExists, KeyRecord, KeyStore, RedisKeyStore, open_key_store
 from tests.admin.conftest import KeyFactory
-from tests.budgets.conftest import StoreFactory, free_port
+from tests.budgets.conftest import StoreFactory
+from tests.support import free_port
 
 T0 = 1_736_942_400.0  # 2025-01-15 12:00 UTC
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,13 @@ from typing import Any
 import pytest
 
 from router.budgets import BudgetStore, open_store
+from tests.support import binary, free_port
 
-REDIS_SERVER = shutil.which("redis-server") or (
-    "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-)
+REDIS_SERVER = binary("redis-server")
 _NO_REDIS = (
     "redis-server binary not found: install it (apt-get install redis-server) to run the "
     "Redis half of the budget tests"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ping(port: int, timeout: float = 0.2) -> bool:
@@ -158,6 +150,3 @@ async def make_store(
 @pytest.fixture
 async def store(make_store: StoreFactory) -> BudgetStore:
     return make_store()
-
-
-Factory = Callable[..., BudgetStore]

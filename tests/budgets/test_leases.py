@@ -5,7 +5,6 @@ for longer than the lease TTL; a completed request must be as durable as without
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -14,7 +13,7 @@ import redis
 from router.budgets import BudgetExceeded, BudgetSpec, LedgerRow, Period, Scope
 from router.budgets.redis_store import RedisStore
 from tests.budgets.conftest import RedisServer
-from tests.budgets.test_processes import spawn
+from tests.budgets.test_processes import kill_after, run_burst
 
 T0 = 1_736_942_400.0
 _n = iter(range(10**6))
@@ -161,17 +160,8 @@ async def test_leases_of_a_killed_replica_expire(redis_server: RedisServer) -> N
     ttl = 3.0
     prefix = f"lease{next(_n)}"
     opts = {"prefix": prefix, "lease_fraction": 0.2, "lease_ttl_s": ttl, "reservation_ttl_s": 60.0}
-    p = spawn("load", {"url": redis_server.url, "options": opts, "limit": 10**12, "cost": 1000,
-                       "concurrency": 16, "tag": "L"})  # fmt: skip
-    assert p.stdout is not None
-    settled = []
-    while len(settled) < 300:
-        line = p.stdout.readline()
-        assert line, "worker died"
-        settled.append(line.split()[1])
-    p.kill()
-    p.wait()
-    settled += [line.split()[1] for line in p.stdout.read().splitlines() if line]
+    _, settled = kill_after({"url": redis_server.url, "options": opts, "limit": 10**12,
+                             "cost": 1000, "concurrency": 16, "tag": "L"})  # fmt: skip
     budget = BudgetSpec(Scope.TEAM, "shared", Period.TOTAL, 10**12)
     s = RedisStore(redis_server.url, prefix=prefix)
     try:
@@ -192,18 +182,7 @@ async def test_two_processes_with_leases_never_pass_the_limit(redis_server: Redi
     prefix = f"lease{next(_n)}"
     opts = {"prefix": prefix, "lease_fraction": 0.5, "lease_ttl_s": 30.0}
     base = {"url": redis_server.url, "options": opts, "limit": limit, "cost": cost, "n": 100}
-    procs = [spawn("burst", {**base, "tag": f"p{i}"}) for i in range(2)]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    oks = []
-    for p in procs:
-        out, _ = p.communicate(timeout=60)
-        assert p.returncode == 0
-        oks.append(json.loads(out.strip().splitlines()[-1])["ok"])
+    oks = run_burst([{**base, "tag": f"p{i}"} for i in range(2)])
     # never more than the limit; fewer only by money idle in the other process's lease
     # (here every grant is used: each process wants more than the whole budget)
     assert sum(oks) == 50, oks

@@ -3,23 +3,24 @@ and a real Prometheus server started on a free loopback port."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 
-from tests.support import REPO, free_port
+from tests.support import REPO, binary, free_port
 
 DEPLOY = REPO / "deploy"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
@@ -28,12 +29,8 @@ RULES = DEPLOY / "prometheus" / "rules"
 K8S = DEPLOY / "k8s"
 
 
-def _binary(name: str) -> str | None:
-    return shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
-
-
-PROMETHEUS = _binary("prometheus")
-PROMTOOL = _binary("promtool")
+PROMETHEUS = binary("prometheus")
+PROMTOOL = binary("promtool")
 NO_PROMETHEUS = ("prometheus / promtool binaries not found: install the Debian package "
                  "(apt-get install prometheus; .ci/run does) to run the Prometheus tests")
 
@@ -53,6 +50,16 @@ SUBSTITUTIONS = {
     "$instance": ".*",
     "$route": ".*",
 }
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """Import the script at ``path`` (e.g. ``deploy/grafana/build.py``) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def substitute(expr: str) -> str:

@@ -3,11 +3,8 @@ naming only metrics and labels the gateway exports (as do the alert rules)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,20 +18,12 @@ from tests.deploy.support import (
     alert_rules,
     dashboard_queries,
     dashboards,
+    load_script,
     panels,
     variable_queries,
 )
 
 UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-
-
-def load_script(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_committed_dashboards_are_what_build_py_generates() -> None:

@@ -5,9 +5,7 @@ consistent with each other, and carrying a config and policies the gateway accep
 from __future__ import annotations
 
 import copy
-import importlib.util
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 import yaml
 
 from router.config import DEV_KEY_SHA256
-from tests.deploy.support import DEPLOY, K8S, alert_rules
+from tests.deploy.support import DEPLOY, K8S, alert_rules, load_script
 from tests.support import REPO
 
 #: The oldest Kubernetes minor version the manifests must work on, and the newest known.
@@ -94,11 +92,7 @@ def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
 
 
 def test_generated_manifests_are_up_to_date() -> None:
-    spec = importlib.util.spec_from_file_location("deploy_k8s_build", K8S / "build.py")
-    assert spec is not None and spec.loader is not None
-    build = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_k8s_build"] = build
-    spec.loader.exec_module(build)
+    build = load_script(K8S / "build.py", "deploy_k8s_build")
     for path, text in build.render().items():
         assert path.read_text() == text, (
             f"{path.name} is out of date: run python deploy/k8s/build.py and commit it")

@@ -188,14 +188,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             fut_a = pool.submit(start_gateway, config_a, dir_a, ENV, ["--workers", "2"])
             fut_b = pool.submit(start_gateway, DEPLOY / "config.yaml", tmp, env_b,
                                 ["--host", "127.0.0.1"])
-            for fut in (fut_a, fut_b):
-                try:
-                    started.append(fut.result())
-                except Exception:
-                    for f in (fut_a, fut_b):
-                        if f.done() and f.exception() is None:
-                            started.append(f.result())
-                    raise
+        # both done: keep every gateway that started (so that it is stopped), then fail
+        failures = [exc for exc in (fut_a.exception(), fut_b.exception()) if exc is not None]
+        started += [f.result() for f in (fut_a, fut_b) if f.exception() is None]
+        if failures:
+            raise failures[0]
         a, b = started[2], started[3]
         prom = Prometheus(tmp, [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"],
                           sorted(RULES.glob("*.yml")))

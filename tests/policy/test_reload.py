@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +14,12 @@ from router.config import Config
 from router.costs.pricing import PricedModel
 from router.policy import PolicyError, PolicyReloader, ReloadEvent, RouteFacts, evaluate
 from tests.policy.conftest import POLICY, Guess
+from tests.support import wait_until
 
 A = POLICY + "description: A\n"
 B = POLICY.replace("reasoning: {min_capability: 70}", "reasoning: {min_capability: 85}") \
     + "description: B\n"
 BAD = POLICY.replace("min_capability: 70", "min_capabilty: 70")
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 2.0) -> float:
-    """Seconds until ``cond()`` held; fails after ``timeout``."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail(f"not within {timeout}s")
-        time.sleep(0.01)
-    return time.monotonic() - t0
 
 
 @pytest.fixture
@@ -50,9 +41,9 @@ def test_an_edit_is_live_within_two_seconds(reloader: PolicyReloader) -> None:
     old = reloader.current
     assert old.spec.description == "A"
     reloader.path.write_text(B)
-    took = wait_for(lambda: reloader.current.spec.description == "B")
+    took = wait_until(lambda: reloader.current.spec.description == "B", 2.0)
     assert took < 2.0
-    wait_for(lambda: bool(events))  # listeners run right after the swap
+    wait_until(lambda: bool(events), 2.0)  # listeners run right after the swap
     assert reloader.successes == 1 and reloader.failures == 0
     assert events[-1].ok and events[-1].trigger == "poll"
     assert events[-1].version == reloader.current.version != old.version
@@ -66,7 +57,7 @@ def test_an_invalid_edit_is_refused_and_the_running_policy_kept(
 ) -> None:
     good = reloader.current
     reloader.path.write_text(BAD)
-    wait_for(lambda: reloader.failures == 1)
+    wait_until(lambda: reloader.failures == 1, 2.0)
     assert reloader.current is good
     assert reloader.last_error is not None
     assert f"{reloader.path}:3: tasks.reasoning.min_capabilty: unknown key" in reloader.last_error
@@ -74,24 +65,24 @@ def test_an_invalid_edit_is_refused_and_the_running_policy_kept(
     time.sleep(0.7)
     assert reloader.failures == 1  # the same bad content is not retried every poll
     reloader.path.write_text(B)
-    wait_for(lambda: reloader.current.spec.description == "B")
+    wait_until(lambda: reloader.current.spec.description == "B", 2.0)
     assert reloader.last_error is None and reloader.successes == 1
 
 
 def test_a_deleted_file_keeps_the_policy_and_comes_back(reloader: PolicyReloader) -> None:
     good = reloader.current
     reloader.path.unlink()
-    wait_for(lambda: reloader.failures == 1)
+    wait_until(lambda: reloader.failures == 1, 2.0)
     assert reloader.current is good and "cannot read" in (reloader.last_error or "")
     reloader.path.write_text(B)
-    wait_for(lambda: reloader.current.spec.description == "B")
+    wait_until(lambda: reloader.current.spec.description == "B", 2.0)
 
 
 def test_trigger_and_reload_force_a_reload(reloader: PolicyReloader) -> None:
     events: list[ReloadEvent] = []
     reloader.listeners.append(events.append)
     reloader.trigger()  # what the SIGHUP handler calls
-    wait_for(lambda: bool(events))
+    wait_until(lambda: bool(events), 2.0)
     assert reloader.successes == 1
     assert events[-1].trigger == "signal" and events[-1].ok
     event = reloader.reload()
@@ -116,7 +107,7 @@ def test_a_directory_is_watched(tmp_path: Path, cfg: Config, cat: dict[str, Pric
     r.start()
     try:
         (tmp_path / "rewrites.yaml").write_text("rewrites:\n  gpt-4: big\n")
-        wait_for(lambda: r.current.rewrites == {"gpt-4": "big"})
+        wait_until(lambda: r.current.rewrites == {"gpt-4": "big"}, 2.0)
         assert r.stats()["reloads_ok"] == 1
     finally:
         r.stop()
