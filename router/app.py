@@ -32,14 +32,13 @@ from router.errors import (
     GatewayError,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     ServiceUnavailable,
 )
 from router.metrics import render
 from router.pipeline import Outcome, handle_chat, handle_embeddings
 from router.state import AppState, build_state
 from router.upstream.base import Transport
-from router.validate import parse_json_object
+from router.validate import parse_json_object, read_body
 
 log = logging.getLogger("router")
 
@@ -73,24 +72,6 @@ def _request_id(request: Request, trust: bool) -> str:
     return "req_" + os.urandom(16).hex()  # as random as uuid4().hex, without the UUID object
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
-    if length is not None:
-        body = await request.body()
-        if len(body) > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-        return body
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -103,11 +84,9 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
         out: Outcome | None = None
         try:
             state = _ready(state)
-            caller = state.keys.authenticate(
-                request.headers.get("authorization"), request.headers.get("api-key")
-            )
+            caller = state.keys.authenticate_request(request.headers)
             out = Outcome(request_id=request_id, caller=caller, started=started, route=kind)
-            raw = await _read_body(request, state.config.server.max_body_bytes)
+            raw = await read_body(request, state.config.server.max_body_bytes)
             body = parse_json_object(raw)
             if kind == "chat":
                 response = await handle_chat(state, body, out, request.headers)
@@ -217,14 +196,12 @@ def create_app(
 
     @app.get("/v1/models")
     async def list_models(request: Request, state: State) -> dict[str, Any]:
-        state.keys.authenticate(request.headers.get("authorization"),
-                                request.headers.get("api-key"))
+        state.keys.authenticate_request(request.headers)
         return {"object": "list", "data": _model_cards(state)}
 
     @app.get("/v1/models/{model_id:path}")
     async def get_model(model_id: str, request: Request, state: State) -> dict[str, Any]:
-        state.keys.authenticate(request.headers.get("authorization"),
-                                request.headers.get("api-key"))
+        state.keys.authenticate_request(request.headers)
         for card in _model_cards(state):
             if card["id"] == model_id:
                 return card
@@ -236,11 +213,10 @@ def create_app(
         """Explain the routing decision for a chat-completions body, without calling a model."""
         from router.policy.request import route_body
 
-        caller = state.keys.authenticate(request.headers.get("authorization"),
-                                         request.headers.get("api-key"))
+        caller = state.keys.authenticate_request(request.headers)
         if state.policy is None:
             raise NotFound("No routing policy is loaded (config.yaml sets policy: null).")
-        body = parse_json_object(await _read_body(request, state.config.server.max_body_bytes))
+        body = parse_json_object(await read_body(request, state.config.server.max_body_bytes))
         policy = state.policy.current
         explained = route_body(body, policy, classify=state.classify, tokenizers=state.tokenizers,
                                caller=caller, task_header=request.headers.get("x-router-task"),

@@ -43,6 +43,27 @@ def caller_of(key: KeyConfig) -> Caller:
     return Caller(key.alias, key.user, key.team, models, budgets, rates)
 
 
+def presented_key(authorization: str | None, api_key_header: str | None) -> str | None:
+    """The key a request presents: ``Authorization: Bearer <key>``, else the Azure-style
+    ``api-key`` header, stripped. None when there is none (an ``Authorization`` header of
+    another scheme, or a blank bearer value, counts as none, and hides ``api-key``); a
+    whitespace-only ``api-key`` gives ``""``."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    if api_key_header:
+        return api_key_header.strip()
+    return None
+
+
+def request_credentials(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """A request's ``Authorization`` and ``api-key`` headers (for :meth:`KeyRing.authenticate`
+    and the admin key check)."""
+    return headers.get("authorization"), headers.get("api-key")
+
+
 class KeyRing:
     def __init__(self, keys: Mapping[str, KeyConfig], *, require_key: bool) -> None:
         self._by_hash = {h: caller_of(k) for h, k in keys.items()}
@@ -56,13 +77,7 @@ class KeyRing:
 
     def authenticate(self, authorization: str | None, api_key_header: str | None = None) -> Caller:
         """The caller behind an ``Authorization`` (or Azure-style ``api-key``) header."""
-        secret = None
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() == "bearer" and value.strip():
-                secret = value.strip()
-        elif api_key_header:
-            secret = api_key_header.strip()
+        secret = presented_key(authorization, api_key_header)
         if secret is None:
             if not self.require_key:
                 return self._anonymous
@@ -77,3 +92,7 @@ class KeyRing:
                 return self._anonymous
             raise AuthenticationFailed("Incorrect gateway key provided.")
         return caller
+
+    def authenticate_request(self, headers: Mapping[str, str]) -> Caller:
+        """:meth:`authenticate` on a request's headers."""
+        return self.authenticate(*request_credentials(headers))

@@ -7,13 +7,36 @@ the model, the messages it counts and classifies, and the numbers it budgets wit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from router.errors import InvalidRequest, MalformedJSON
+from router.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes: up front when the declared
+    ``content-length`` is over it, else as soon as what has arrived is."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
+    if length is not None:
+        body = await request.body()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        return body
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -13,23 +13,14 @@ import hmac
 import os
 from collections.abc import Mapping
 
+from router.auth import presented_key
+from router.config import Config
 from router.errors import AuthenticationFailed
 
-DEFAULT_ADMIN_KEY_ENV = "ROUTER_ADMIN_KEY"
 
-
-def admin_key_env(config: object) -> str:
-    """The variable holding the admin key: ``config.admin.key_env``, else the default (so this
-    works before the config grows an ``admin`` section)."""
-    env = getattr(getattr(config, "admin", None), "key_env", None)
-    return env if isinstance(env, str) and env else DEFAULT_ADMIN_KEY_ENV
-
-
-def _presented(authorization: str | None, api_key: str | None) -> str | None:
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        return value.strip() or None if scheme.lower() == "bearer" else None
-    return api_key.strip() or None if api_key else None
+def admin_key_env(config: Config) -> str:
+    """The variable holding the admin key: ``config.admin.key_env`` (default in AdminConfig)."""
+    return config.admin.key_env
 
 
 def check_admin_key(
@@ -44,7 +35,7 @@ def check_admin_key(
     if not expected:
         raise AuthenticationFailed(f"The admin API is disabled: set {env_var} in the gateway's "
                                    "environment to enable it.")  # fmt: skip
-    given = _presented(authorization, api_key)
+    given = presented_key(authorization, api_key) or None  # a blank api-key is no key here
     if given is None:
         raise AuthenticationFailed("Missing admin key: send 'Authorization: Bearer <admin key>'.")
     ok = hmac.compare_digest(hashlib.sha256(given.encode()).digest(),

@@ -29,7 +29,7 @@ from router.auth import Caller, caller_of
 from router.budgets.errors import StoreUnavailable
 from router.budgets.keys import ALIAS_RE, KeyExists, KeyRecord, KeyStore
 from router.budgets.spec import Period
-from router.config import KeyConfig
+from router.config import Config, KeyConfig
 from router.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
 
 log = logging.getLogger("router.admin")
@@ -191,8 +191,6 @@ class DynamicKeys(Mapping[str, Caller]):
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         self._warned: set[str] = set()
-        #: ``time.monotonic()`` of the last successful poll (None: never).
-        self.refreshed_at: float | None = None
 
     # -- the hot path: plain dict reads -----------------------------------------------------------
 
@@ -219,7 +217,6 @@ class DynamicKeys(Mapping[str, Caller]):
         Raises what the store raises (e.g. StoreUnavailable)."""
         version = await self.store.version()
         if not force and version == self._version:
-            self.refreshed_at = time.monotonic()
             return False
         records = await self.store.records()
         by_hash: dict[str, Caller] = {}
@@ -234,7 +231,6 @@ class DynamicKeys(Mapping[str, Caller]):
                 continue
             by_hash[rec.key_sha256] = caller_of_record(rec)
         self._by_hash, self._version = by_hash, version  # one swap: no await in between
-        self.refreshed_at = time.monotonic()
         return True
 
     async def _poll_once(self) -> None:
@@ -367,15 +363,13 @@ async def get_key(keys: DynamicKeys | None, config_keys: Sequence[KeyConfig],
     return record_json(rec)
 
 
-def dynamic_keys_for(config: Any, **options: Any) -> DynamicKeys:
+def dynamic_keys_for(config: Config, **options: Any) -> DynamicKeys:
     """The :class:`DynamicKeys` of a config: the key store on ``config.store.url`` (Redis:
-    under ``store.prefix`` if the config has one), config.yaml aliases reserved, polled every
+    under the ``router`` prefix), config.yaml aliases reserved, polled every
     ``admin.refresh_s`` (default 2 s). Call ``await keys.start()`` in the lifespan and
     ``await keys.aclose()`` at shutdown."""
     from router.budgets.keys import open_key_store
 
-    prefix = getattr(config.store, "prefix", None) or "router"
-    refresh_s = getattr(getattr(config, "admin", None), "refresh_s", None) or 2.0
-    store = open_key_store(config.store.url, prefix=prefix, **options)
-    return DynamicKeys(store, refresh_s=float(refresh_s),
+    store = open_key_store(config.store.url, prefix="router", **options)
+    return DynamicKeys(store, refresh_s=config.admin.refresh_s,
                        reserved_aliases={k.alias for k in config.auth.keys})  # fmt: skip

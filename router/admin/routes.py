@@ -33,12 +33,12 @@ from router.admin.spend import (
     spend_check,
     spend_report,
 )
+from router.auth import request_credentials
 from router.budgets.spec import GROUP_FIELDS
-from router.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable
-from router.validate import parse_json_object
+from router.errors import InvalidRequest, ServiceUnavailable
+from router.validate import parse_json_object, read_body
 
 if TYPE_CHECKING:
-    from router.budgets.store import BudgetStore
     from router.state import AppState
 
 
@@ -54,30 +54,20 @@ AdminState = Annotated["AppState", Depends(_state)]
 
 
 def require_admin(request: Request, state: AdminState) -> None:
-    check_admin_key(request.headers.get("authorization"), request.headers.get("api-key"),
-                    env_var=admin_key_env(state.config))  # fmt: skip
+    check_admin_key(*request_credentials(request.headers), env_var=admin_key_env(state.config))
 
 
 admin_router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
-# -- what the handlers need from AppState (fields the gateway adds when it wires budgets) --------
-
-
-def _dynamic_keys(state: AppState) -> admin_keys.DynamicKeys | None:
-    keys = getattr(state, "dynamic_keys", None)
-    return keys if isinstance(keys, admin_keys.DynamicKeys) else None
+# -- what the handlers need from AppState ---------------------------------------------------------
 
 
 def _key_admin(state: AppState) -> admin_keys.DynamicKeys:
-    keys = _dynamic_keys(state)
+    keys = state.dynamic_keys
     if keys is None:
         raise ServiceUnavailable("Gateway keys cannot be managed here: no key store is set up.")
     return keys
-
-
-def _budget_store(state: AppState) -> BudgetStore:
-    return state.store
 
 
 def _known_models(state: AppState) -> set[str]:
@@ -100,9 +90,7 @@ _MAX_KEY_BODY = 64 * 1024
 @admin_router.post("/keys", status_code=201)
 async def create_key(request: Request, state: AdminState) -> JSONResponse:
     keys = _key_admin(state)
-    raw = await request.body()
-    if len(raw) > _MAX_KEY_BODY:
-        raise PayloadTooLarge(f"A key request is at most {_MAX_KEY_BODY} bytes.")
+    raw = await read_body(request, _MAX_KEY_BODY)
     fields = admin_keys.parse_key_request(parse_json_object(raw),
                                           known_models=_known_models(state))  # fmt: skip
     secret, rec = await admin_keys.create_key(keys, fields)
@@ -113,13 +101,13 @@ async def create_key(request: Request, state: AdminState) -> JSONResponse:
 
 @admin_router.get("/keys")
 async def list_keys(state: AdminState) -> dict[str, Any]:
-    data = await admin_keys.list_keys(_dynamic_keys(state), state.config.auth.keys)
+    data = await admin_keys.list_keys(state.dynamic_keys, state.config.auth.keys)
     return {"object": "list", "data": data}
 
 
 @admin_router.get("/keys/{alias}")
 async def get_key(alias: str, state: AdminState) -> dict[str, Any]:
-    return await admin_keys.get_key(_dynamic_keys(state), state.config.auth.keys, alias)
+    return await admin_keys.get_key(state.dynamic_keys, state.config.auth.keys, alias)
 
 
 @admin_router.delete("/keys/{alias}")
@@ -136,7 +124,7 @@ _SPEND_PARAMS = frozenset({"period", "since", "until", "group_by", *GROUP_FIELDS
 
 @admin_router.get("/spend")
 async def spend(request: Request, state: AdminState) -> dict[str, Any]:
-    store = _budget_store(state)
+    store = state.store
     q = request.query_params
     for name in q:
         if name not in _SPEND_PARAMS:
@@ -154,7 +142,7 @@ async def spend(request: Request, state: AdminState) -> dict[str, Any]:
 
 @admin_router.get("/spend/check")
 async def spend_check_(state: AdminState) -> dict[str, Any]:
-    store = _budget_store(state)
+    store = state.store
     keys = _key_admin(state)
     with admin_keys.store_errors():
         return await spend_check(store, keys.store, time.time())
