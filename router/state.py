@@ -51,7 +51,6 @@ class AppState:
     #: The same without explanations (~70 µs cheaper): the request path's classifier.
     classify_fast: Classify | None = None
     ready: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
     #: Keys created through the admin API (also consulted by ``keys``).
     dynamic_keys: DynamicKeys | None = None
     #: Models that cannot be called from here (model -> why): routes pass over them.

@@ -41,7 +41,6 @@ def run_jsonl(inp: TextIO, out: TextIO, signals: bool = False) -> int:
     """Classify JSON lines from ``inp``; a bad line gets an error object, not a crash."""
     from router.classify import classify
 
-    errors = 0  # counted for callers that want it; the exit code stays 0
     for lineno, line in enumerate(inp, 1):
         if not line.strip():
             continue
@@ -55,7 +54,6 @@ def run_jsonl(inp: TextIO, out: TextIO, signals: bool = False) -> int:
             if signals:
                 result["signals"] = list(c.signals)
         except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
-            errors += 1
             result.update(error=str(exc).splitlines()[0], line=lineno)
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
     out.flush()
