@@ -235,8 +235,8 @@ def _message_tokens(message: Any, count: Counter, tokenizer: str) -> int:
                 n += _repeating_counter(tokenizer)(value)
             else:
                 n += _content_tokens(value, count)
-        elif key in ("role", "name") and type(value) is str and len(value) <= 64:
-            n += _short_count(tokenizer, value)
+        elif key in ("role", "name") and isinstance(value, str):
+            n += _short_count(tokenizer, value) if len(value) <= 64 else count(value)
             if key == "name":
                 n += TOKENS_PER_NAME
         elif key == "tool_calls" and isinstance(value, list):
@@ -246,8 +246,6 @@ def _message_tokens(message: Any, count: Counter, tokenizer: str) -> int:
                     n += 3 + count(_as_text(fn.get("name"))) + count(_as_text(fn.get("arguments")))
         elif isinstance(value, str):
             n += count(value)
-            if key == "name":
-                n += TOKENS_PER_NAME
         elif value is not None:
             n += count(_as_text(value))
     return n

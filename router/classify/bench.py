@@ -21,36 +21,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from router.classify.data import PROJECT_DATA
+from router.classify.data import PROJECT_DATA, read_jsonl
 
 
 def _token_counter() -> Callable[[str], int] | None:
-    try:
-        import tiktoken
-    except ImportError:  # pragma: no cover
-        return None
-    if "TIKTOKEN_CACHE_DIR" not in os.environ:
-        try:
-            import importlib.util
+    """cl100k_base as :mod:`router.tokens` loads it (offline, litellm's BPE files), or None."""
+    from router.tokens import text_counter
 
-            spec = importlib.util.find_spec("litellm")
-            if spec and spec.origin:
-                d = Path(spec.origin).parent / "litellm_core_utils" / "tokenizers"
-                if d.is_dir():
-                    os.environ["TIKTOKEN_CACHE_DIR"] = str(d)
-        except (ImportError, ValueError):  # pragma: no cover
-            pass
     try:
-        enc = tiktoken.get_encoding("cl100k_base")
-    except Exception:  # no network and no cached file: fall back to an estimate
+        return text_counter("cl100k_base")
+    except Exception:  # no tiktoken, or no cached file and no network: estimate instead
         return None
-    return lambda s: len(enc.encode(s))
 
 
 def build_prompt(lang: str, tokens: int, count: Callable[[str], int] | None) -> tuple[str, int]:
     """Join project prompts of one language until the text is ``tokens`` long."""
-    parts = [json.loads(line)["prompt"] for line in PROJECT_DATA.read_text("utf-8").splitlines()
-             if line.strip() and json.loads(line)["lang"] == lang]
+    parts = [r.prompt for r in read_jsonl(PROJECT_DATA) if r.lang == lang]
     text = ""
     i = 0
     per_token = 4.0 if lang == "en" else 1.1  # chars per token, when no tokenizer is available

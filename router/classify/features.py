@@ -116,7 +116,7 @@ class Features:
     ``counts`` holds the raw explicit signals: each concept's cue count in the whole text, then
     at either end, then the structural signals; :attr:`explicit` is their model input
     (``log1p`` of the counts), built on first use because the request path does not need it
-    as an array (see :meth:`router.classify.model.LinearModel.margin`).
+    as an array (see :meth:`router.classify.model.LinearModel.score`).
     """
 
     __slots__ = ("_astral", "_explicit", "counts", "featurizer", "idx", "keys", "m", "n",
@@ -179,8 +179,8 @@ class Featurizer:
         self.bits = bits
         self.n_hashed = 1 << bits
         self._shift = U32(32 - bits)
-        self.head_xor = _HEAD_XOR & (self.n_hashed - 1)  # the "instruction" family's permutation
-        self._head_xor_i = np.intp(self.head_xor)
+        # the "instruction" family's permutation of the buckets
+        self._head_xor = np.intp(_HEAD_XOR & (self.n_hashed - 1))
         self._canon, self._word, self._real = _build_tables()
         self._canon8 = bytes(int(c) if c < 256 else 0 for c in self._canon[:128]) + bytes(128)
         self._word8 = bytes(self._word[:128].astype(np.uint8)) + bytes(128)
@@ -191,10 +191,8 @@ class Featurizer:
         self._ipow = np.cumprod(np.full(n, inv, dtype=U32), dtype=U32) * U32(_P)
         self.concepts: tuple[str, ...] = (
             tuple(CONCEPTS) + tuple(f"{c} (at either end)" for c in CONCEPTS) + STRUCTURAL)
-        self._cue_key = np.ones(self.n_hashed, dtype=U32)  # no cues while the table is built
-        self._cue_id = np.zeros(self.n_hashed, dtype=np.uint8)
         self.dropped_cues: list[str] = []
-        self._build_cues()
+        self._cue_key, self._cue_id = self._build_cues()
 
     # -- the hot path --------------------------------------------------------------------------
 
@@ -257,16 +255,16 @@ class Featurizer:
             head = np.concatenate((body[:e], body[t - e:t + e], body[b - e:b]))
         else:
             head = body[:b].copy()
-        return np.bitwise_xor(head, self._head_xor_i, head)
+        return np.bitwise_xor(head, self._head_xor, head)
 
-    def cue_tables(self) -> tuple[Array, npt.NDArray[np.uint8]]:
+    def cue_keys(self) -> Array:
         """Per bucket, the key of the cue that lives there (a key that cannot land there if
-        none does), and its concept."""
-        return self._cue_key, self._cue_id
+        none does)."""
+        return self._cue_key
 
     def share_cue_keys(self, keys: Array) -> None:
-        """Use ``keys`` (equal to :meth:`cue_tables`' keys, e.g. a view of a model's packed
-        rows) as the cue key table, so it is not kept twice."""
+        """Use ``keys`` (equal to :meth:`cue_keys`, e.g. a view of a model's packed rows) as
+        the cue key table, so it is not kept twice."""
         if not np.array_equal(keys, self._cue_key):
             raise ValueError("not this featurizer's cue keys")
         self._cue_key = keys
@@ -358,15 +356,18 @@ class Featurizer:
             out.append(run)
         return out
 
-    def phrase_key(self, phrase: str) -> int:
-        """The n-gram key of a one- to three-token phrase, as :meth:`featurize` computes it."""
-        f = self.featurize(phrase)
-        if not 1 <= f.n <= 3:
-            raise ValueError(f"cue {phrase!r} must be 1 to 3 tokens, got {f.n}")
-        return int(f.keys[-1])  # the last key is the n-gram of all the phrase's tokens
+    def phrase_key(self, phrase: str) -> tuple[int, int]:
+        """The n-gram key of a one- to three-token phrase, as :meth:`ngrams` computes it, and
+        its bucket."""
+        ng = self.ngrams(phrase)
+        if not 1 <= len(ng.starts) <= 3:
+            raise ValueError(f"cue {phrase!r} must be 1 to 3 tokens, got {len(ng.starts)}")
+        # the last key is the n-gram of all the phrase's tokens
+        return int(ng.keys[-1]), int(ng.body[-1])
 
-    def _build_cues(self) -> None:
-        """Cue keys laid out by bucket: ``cue_key[idx] == key`` tells a cue from a collision.
+    def _build_cues(self) -> tuple[Array, npt.NDArray[np.uint8]]:
+        """Cue keys laid out by bucket, and each cue's concept: ``cue_key[idx] == key`` tells a
+        cue from a collision.
 
         Two cues in one bucket cannot both be kept: the later one is dropped (and listed in
         ``dropped_cues``, which a test keeps empty).
@@ -378,8 +379,7 @@ class Featurizer:
         used: dict[int, int] = {}  # bucket -> key
         for cid, phrases in enumerate(CONCEPTS.values()):
             for phrase in phrases:
-                key = self.phrase_key(phrase)
-                b = ((key * _MIX) & 0xFFFFFFFF) >> (32 - self.bits)
+                key, b = self.phrase_key(phrase)
                 if b in used:
                     if used[b] != key:
                         self.dropped_cues.append(phrase)
@@ -387,7 +387,7 @@ class Featurizer:
                 used[b] = key
                 key_table[b] = key
                 id_table[b] = cid
-        self._cue_key, self._cue_id = key_table, id_table
+        return key_table, id_table
 
     def cue_matches(self, f: Features) -> list[tuple[str, str]]:
         """(concept, matched text) for every cue in the text (slow path, for explanations)."""
@@ -395,7 +395,8 @@ class Featurizer:
         t = f.n
         out = []
         body = f.idx[:f.m]
-        for j in np.flatnonzero(self._cue_key[body] == f.keys):
+        hits = self.cue_hits(f.keys, body)
+        for j, c in zip(hits.tolist(), self.cue_ids(body, hits), strict=True):
             ngram, i = (1, j) if j < t else ((2, j - t) if j < 2 * t - 1 else (3, j - 2 * t + 1))
-            out.append((names[int(self._cue_id[body[j]])], f.span(int(i), ngram)))
+            out.append((names[c], f.span(i, ngram)))
         return out

@@ -66,8 +66,9 @@ def extract(messages: Any) -> Extracted:
     if not isinstance(messages, (list, tuple)):
         return Extracted("", "", ())
     notes: list[str] = []
-    system: list[str] = []
-    users: list[str] = []  # texts of user turns, in order
+    system: list[str] = []  # texts of system/developer turns that have any
+    users: list[str] = []  # texts of user turns that have any, in order
+    last_blank = False  # whether the last user turn has no text
     for msg in messages:
         if not isinstance(msg, Mapping):
             continue
@@ -78,21 +79,24 @@ def extract(messages: Any) -> Extracted:
             if "tool results" not in notes:
                 notes.append("tool results")
             continue
-        text = content_text(msg.get("content"), notes if role == "user" else None)
         if role in ("system", "developer"):
-            system.append(text)
-        elif role == "user" or role is None:
-            users.append(text)
+            text = content_text(msg.get("content"))
+            if text.strip():
+                system.append(text)
+        elif role == "user" or role is None:  # other roles' text is not used
+            text = content_text(msg.get("content"), notes if role == "user" else None)
+            last_blank = not text.strip()
+            if not last_blank:
+                users.append(text)
     main = ""
     previous = ""
-    nonempty = [u for u in users if u.strip()]
-    if nonempty:
-        main = nonempty[-1]
-        if not users[-1].strip():
+    if users:
+        main = users[-1]
+        if last_blank:
             notes.append("last user turn has no text")
-        if len(nonempty) > 1:
-            previous = nonempty[-2][-CONTEXT_CHARS:]
-    sys_text = "\n".join(s for s in system if s.strip())
+        if len(users) > 1:
+            previous = users[-2][-CONTEXT_CHARS:]
+    sys_text = "\n".join(system)
     if not main and sys_text:
         main, sys_text = sys_text, ""
     context = "\n".join(t for t in (sys_text[:CONTEXT_CHARS], previous) if t)

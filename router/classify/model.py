@@ -55,7 +55,8 @@ class Margin(NamedTuple):  # a tuple: built on every request, cheaper than a dat
 
 
 class LinearModel:
-    """Weights and calibration; ``margin`` is the hot path."""
+    """Weights and calibration; :meth:`score` is the request path, :meth:`margin` the same
+    score with the features behind it (for explanations)."""
 
     def __init__(self, weights: npt.NDArray[np.float32], bias: float, calib: tuple[float, float],
                  featurizer: Featurizer, meta: dict[str, Any] | None = None) -> None:
@@ -68,7 +69,7 @@ class LinearModel:
         # views of it, so the rows cost no memory over separate tables.
         self._rows = np.empty(n, dtype=np.uint64)
         halves = self._rows.view(np.uint32)
-        halves[0::2] = featurizer.cue_tables()[0]
+        halves[0::2] = featurizer.cue_keys()
         halves[1::2] = np.asarray(weights[:n], dtype="<f4").view(np.uint32)
         self._rows.flags.writeable = False
         halves = self._rows.view(np.uint32)  # read-only views from here on
@@ -85,13 +86,19 @@ class LinearModel:
         self._k2 = len(self._explicit_w) - len(STRUCTURAL)  # concept counts, then structural
 
     def margin(self, text: str) -> Margin:
-        """Raw score of ``text``, with its features (for explanations)."""
+        """Raw score of ``text``, with its features (for explanations).
+
+        The value is bit-identical to :meth:`score`'s: the weights are gathered and summed
+        the same way (float32 sums of the same arrays, added in the same order).
+        """
         ft = self.featurizer.featurize(text)
         z = self._explicit_score(ft.counts)
         m = ft.m
         if m:
-            body, head = np.add.reduceat(self.hashed[ft.idx], (0, m)).tolist()
-            z += body / math.sqrt(m) + head / math.sqrt(len(ft.idx) - m)
+            g = self._rows.take(ft.idx[:m]).view(np.uint32)  # as score() gathers them
+            head = self.hashed[ft.idx[m:]]
+            z = (z + float(g[1::2].view(np.float32).sum()) / math.sqrt(m)
+                 + float(head.sum()) / math.sqrt(len(head)))
         return Margin(z, ft)
 
     def score(self, text: str) -> tuple[float, int]:
@@ -202,7 +209,8 @@ class Classifier:
         model = self._model or self.load()
         ex = extract(messages)
         notes = ex.notes
-        if not ex.main.strip() and not ex.context.strip():
+        has_context = bool(ex.context.strip())
+        if not has_context and not ex.main.strip():
             return Classification("expression", 0.5, ("no text to classify", *notes))
         main: Margin | None = None
         if explain:
@@ -210,8 +218,8 @@ class Classifier:
             z, n = main.value, main.features.n
         else:
             z, n = model.score(ex.main)
-        if ex.context.strip():
-            cz = model.margin(ex.context).value if explain else self._context_score(ex.context)
+        if has_context:  # margin and score agree to the bit: one cache serves both paths
+            cz = self._context_score(ex.context)
             z += (CONTEXT_WEIGHT_SHORT if n < SHORT_TOKENS else CONTEXT_WEIGHT) * (cz - model.bias)
         p = model.probability(z)
         task: Task = "reasoning" if p >= 0.5 else "expression"
@@ -219,7 +227,7 @@ class Classifier:
         if main is None:
             return Classification(task, confidence, notes)
         signals = self.signals(model, main, task)
-        if ex.context.strip():
+        if has_context:
             signals += ("context: system prompt / earlier turns",)
         return Classification(task, confidence, signals + notes)
 
@@ -251,8 +259,3 @@ class Classifier:
 
 
 DEFAULT = Classifier()
-
-
-def classify(messages: Any, explain: bool = True) -> Classification:
-    """Classify a chat request with the shipped model (loaded on first use)."""
-    return DEFAULT.classify(messages, explain=explain)

@@ -1,11 +1,17 @@
-"""Ways a request can fix its task instead of letting the classifier decide.
+"""The task names (:data:`TASKS`), and a helper for library callers that fix a request's task
+instead of letting the classifier decide.
+
+:func:`override_task` reads the three places a request can name its task:
 
 * the header ``x-router-task: reasoning|expression``;
 * request metadata ``{"metadata": {"router_task": "reasoning"}}`` (also ``task``);
 * the virtual models ``auto:reasoning`` and ``auto:expression``.
 
-The gateway calls :func:`override_task` before :func:`router.classify.classify`; a bad value is a
-client error (``ValueError`` here, to be turned into a 400 by the caller).
+A bad value raises ``ValueError``. The gateway does not call it: it reads the header and
+``metadata.router_task`` itself (:func:`router.policy.request.parse_task_header`, via
+``router.pipeline._task_override``, a bad value being a 400), and the virtual models are routes
+of the policy (:mod:`router.policy.schema`). This module is for code that uses the classifier as
+a library (``from router.classify import classify, override_task``).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_repeated_context_is_scored_once_with_the_same_result() -> None:
     first = [c.classify([system, {"role": "user", "content": a}], explain=False) for a in asks]
     info = c.context_cache_info()
     assert (info.misses, info.hits) == (1, 2)
-    full = [c.classify([system, {"role": "user", "content": a}]) for a in asks]  # uncached path
+    full = [c.classify([system, {"role": "user", "content": a}]) for a in asks]  # via margin()
     assert [(x.task, x.confidence) for x in first] == [(x.task, x.confidence) for x in full]
 
 

@@ -98,7 +98,7 @@ SCORE_TEXTS = [
     "Prove that the square root of 2 is irrational, step by step.",
     "请把下面这段话翻译成英文，并保持语气自然。" * 3,
     "write " * 30 + "a middle poem " + "zebra " * 30,  # cues at both ends and in the middle
-    "solve prove compute derive calculate " * 40,  # more than 48 cue hits: the numpy branch
+    "solve prove compute derive calculate " * 40,  # many cue hits, some at the ends, some not
     " ".join(str(i) for i in range(300)),  # numbers
     "Summarise this article:\n\n" + "The committee met on Tuesday. " * 150,  # truncated
     "def f(x):\n    return x ** 2  # 😀 emoji shift UTF-16 positions\n" * 20,
