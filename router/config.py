@@ -324,6 +324,7 @@ class ConfigError(DocumentError):
 def _cross_check(doc: Document, cfg: Config) -> list[str]:
     problems: list[str] = _check_gpus(doc, cfg)
     names = set(cfg.models)
+    known_gpus = _known_gpus(cfg)
     for name, m in cfg.models.items():
         loc: tuple[str | int, ...] = ("models", name)
         for i, fb in enumerate(m.fallbacks):
@@ -337,8 +338,8 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
                 )
         if m.api_path == "openai" and m.api_base is None and m.provider not in DEFAULT_API_BASES:
             problems.append(doc.error(loc, f"provider {m.provider!r} needs an api_base"))
-        if m.gpu is not None and _gpu_key(m.gpu) not in _known_gpus(cfg):
-            known = ", ".join(sorted(_known_gpus(cfg)))
+        if m.gpu is not None and _gpu_key(m.gpu) not in known_gpus:
+            known = ", ".join(sorted(known_gpus))
             problems.append(doc.error((*loc, "gpu"), f"unknown GPU {m.gpu!r} (known: {known})"))
         if _virtual(name):
             problems.append(doc.error(loc, f"{name!r} is reserved for routing"))

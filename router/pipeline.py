@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -32,6 +32,7 @@ from router.policy import (
     decision_headers,
     reference_cost_micro,
 )
+from router.policy.explain import usd6
 from router.policy.request import counting_model, parse_task_header
 from router.sse import StreamRelay, error_event
 from router.state import AppState
@@ -68,7 +69,6 @@ class Outcome:
     #: Integer micro-dollars: expected before the call, and from the usage after it.
     estimate_micro: int | None = None
     actual_micro: int | None = None
-    reference_micro: int | None = None
     #: The budget reservation until it is settled or released.
     hold: Hold | None = None
     #: The routing policy that decided (None without one).
@@ -80,7 +80,6 @@ class Outcome:
     attempts: int = 0
     status: int = 200
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def headers(self) -> dict[str, str]:
         h = {"x-request-id": self.request_id}
@@ -97,19 +96,12 @@ class Outcome:
         if self.prompt_tokens:
             h["x-router-prompt-tokens"] = str(self.prompt_tokens)
         if self.estimate_micro is not None:
-            h["x-router-cost-estimate-usd"] = usd(self.estimate_micro)
+            h["x-router-cost-estimate-usd"] = usd6(self.estimate_micro)
         if self.actual_micro is not None:
-            h["x-router-cost-usd"] = usd(self.actual_micro)
+            h["x-router-cost-usd"] = usd6(self.actual_micro)
         if self.attempts:
             h["x-router-attempts"] = str(self.attempts)
         return h
-
-
-def usd(micro: int) -> str:
-    """Micro-dollars as a dollar string with all six decimals (exact, no float rounding)."""
-    sign = "-" if micro < 0 else ""
-    whole, frac = divmod(abs(micro), 1_000_000)
-    return f"{sign}{whole}.{frac:06d}"
 
 
 def _usage_tokens(usage: Any) -> tuple[int, int] | None:
@@ -155,11 +147,12 @@ async def handle_chat(
     cap = hold.capped_output
     if cap is not None:  # admitted on the expected output near a budget's end: enforce it
         body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = cap
-        out.extra["capped_output"] = cap
     dispatched = await _call(state, out, decision.chain, "chat/completions", body, stream)
-    if dispatched.target.name != decision.model:
-        out.prompt_tokens = count_chat_tokens(body, state.tokenizers[dispatched.target.name])
-        _estimate(state, out, dispatched.target.name, max_tokens, n)
+    served = dispatched.target.name
+    if served != decision.model:  # a fallback: its tokenizer may count the prompt differently
+        if state.tokenizers[served] != state.tokenizers[decision.model]:
+            out.prompt_tokens = count_chat_tokens(body, state.tokenizers[served])
+        _estimate(state, out, served, max_tokens, n)
     if not stream:
         response = _complete(state, out, dispatched)
         await _settle(state, out, STATUS_OK)
@@ -185,7 +178,6 @@ def ledger_row(state: AppState, out: Outcome, status: str) -> LedgerRow:
     reference = 0
     if out.policy is not None and status != STATUS_ERROR:
         reference = reference_cost_micro(out.policy, prompt, out.completion_tokens) or 0
-    out.reference_micro = reference
     caller = out.caller
     return LedgerRow(
         out.request_id, out.served_by or (decision.model if decision else ""), caller.alias,
@@ -201,8 +193,7 @@ async def _settle(state: AppState, out: Outcome, status: str) -> None:
     row = ledger_row(state, out, status)
     overshoot = await state.accountant.settle(hold, out.actual_micro or 0, row)
     observe.spent(state.metrics, row)
-    if overshoot:  # bounded by the plan; reported in the request's log line
-        out.extra["overshoot_micro"] = overshoot
+    if overshoot:  # bounded by the plan; logged here, with the request id
         log.warning("request_id=%s settled %d µ$ above its reservation", out.request_id, overshoot)
 
 
@@ -259,7 +250,7 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
     if cls is not None:
         observe.classified(state.metrics, cls.task, cls.confidence)
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)
-    budgets = policy.budget_rules.for_caller(out.caller)[0]
+    budgets = state.accountant.applicable(policy, out.caller)[0]
     decision = decide(facts, policy, budget=state.accountant.view.state(budgets),
                       unavailable=state.unavailable)
     out.decision = decision
@@ -317,15 +308,12 @@ async def _relay(
         async for data in response.stream:
             chunk = relay.feed(data)
             if chunk:
-                if out.first_byte_at is None:
-                    out.first_byte_at = time.perf_counter()
+                _first_byte(out)
                 yield chunk
             if relay.holding:  # [DONE] held back: record the request before the client learns
                 await _finish_stream(state, out, relay, STATUS_OK)  # that it completed
-                chunk = relay.release()
-                if out.first_byte_at is None:
-                    out.first_byte_at = time.perf_counter()
-                yield chunk
+                _first_byte(out)
+                yield relay.release()
         if not relay.done:
             out.status, out.error = 502, "upstream ended the stream without [DONE]"
             yield error_event(UpstreamError(f"{out.served_by} ended the stream early").payload())
@@ -338,6 +326,12 @@ async def _relay(
         raise
     finally:
         await _end_relay(state, out, dispatched, relay)
+
+
+def _first_byte(out: Outcome) -> None:
+    """Stamp when the relay first sends the client something (the time-to-first-token metric)."""
+    if out.first_byte_at is None:
+        out.first_byte_at = time.perf_counter()
 
 
 async def _end_relay(state: AppState, out: Outcome, dispatched: Dispatched,
@@ -360,7 +354,6 @@ async def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay, stat
     elif out.served_by is not None:
         tokenizer = state.tokenizers[out.served_by]
         out.completion_tokens = sum(count_text_tokens(t, tokenizer) for t in relay.generated_text())
-        out.extra["usage_source"] = "counted"
     _settle_cost(state, out, relay.usage)
     await _settle(state, out, status)
 

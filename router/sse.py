@@ -19,10 +19,8 @@ import orjson
 DONE = b"data: [DONE]"
 
 
-def _has_usage(event: bytes) -> bool:
-    i = event.find(b'"usage"')
-    if i < 0:
-        return False
+def _has_usage(event: bytes, i: int) -> bool:
+    """Whether the ``"usage"`` key at ``event[i:]`` has an object value."""
     j = event.find(b":", i + 7)
     if j < 0:
         return False
@@ -69,7 +67,7 @@ class StreamRelay:
             keep(event)
             i = event.find(b'"usage"')
             # `"usage":null`, in every chunk but the last of an include_usage stream: no usage
-            if i >= 0 and not event.startswith(b":null", i + 7) and _has_usage(event) \
+            if i >= 0 and not event.startswith(b":null", i + 7) and _has_usage(event, i) \
                     and self._take_usage(event):
                 continue
             out.append(event)
