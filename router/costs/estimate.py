@@ -35,9 +35,11 @@ PICO_PER_MICRO = 1_000_000
 #:   (code review, long proofs).
 #: * unknown task: between the two.
 #:
-#: These are priors for ranking models and showing an estimate; budgets reserve the worst case
-#: (:func:`worst_case_micro`) and settle to the actual usage. Override per deployment with
-#: ``costs.expected_output_tokens`` in config.yaml (a fixed count per task, or ``default``).
+#: These are priors for ranking models and showing an estimate. Budgets reserve the worst case
+#: and fall back to this expected output only near a budget's end
+#: (:func:`router.budgets.amount.reservation_amount`, called by :mod:`router.accounting`), then
+#: settle to the actual usage. Override per deployment with ``costs.expected_output_tokens`` in
+#: config.yaml (a fixed count per task, or ``default``).
 TYPICAL_COMPLETION: Mapping[str, tuple[int, int, int]] = {
     "expression": (256, 1, 10),
     "reasoning": (1024, 1, 2),
@@ -228,23 +230,6 @@ def _usage_cost(
     return -(-pico // PICO_PER_MICRO)
 
 
-def usage_cost_micro(price: ModelPrice, counts: UsageCounts) -> int:
-    """Cost of parsed usage: cache hits, cache writes and reasoning at their own rates if known."""
-    return _usage_cost(
-        price,
-        counts.prompt_tokens,
-        counts.completion_tokens,
-        counts.cached_tokens,
-        counts.cache_write_tokens,
-        counts.reasoning_tokens,
-    )
-
-
 def actual_cost_micro(price: ModelPrice, usage: Mapping[str, Any]) -> int:
     """Cost after the call from the upstream's ``usage`` (see :func:`usage_counts`)."""
     return _usage_cost(price, *_read_usage(usage))
-
-
-def micro_to_usd(micro: int) -> float:
-    """For display only."""
-    return micro / 1_000_000

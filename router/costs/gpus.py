@@ -37,10 +37,6 @@ class Gpu:
     def flops_per_s(self) -> float:
         return self.tflops * 1e12
 
-    @property
-    def usd_per_second(self) -> float:
-        return self.usd_per_hour / 3600.0
-
 
 BUILTIN_GPUS: dict[str, Gpu] = {
     # The article's constants, unchanged so that its figures come out: 312 TFLOP/s is the A100's

@@ -146,7 +146,9 @@ def cost_table(
     return rows
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+def text_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """Columns separated by two spaces under a dashed rule; the columns in ``right`` (by index)
+    right-aligned, the rest left-aligned; no trailing spaces."""
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]
@@ -176,7 +178,7 @@ def format_cost_table(rows: list[dict[str, Any]], model_name: str) -> str:
                 + ("" if r["fits"] else f"  (exceeds context {r['context_window']:,})"),
             ]
         )
-    table = _table(
+    table = text_table(
         ["model", "prompt", "output", "cost", f"vs {model_name}", "price"], cells, {1, 2, 3, 4}
     )
     return table + "\n* the requested model; prompt tokens counted with each model's tokenizer"
@@ -221,4 +223,4 @@ def format_models_table(rows: list[dict[str, Any]]) -> str:
         "max out",
         "price source",
     ]
-    return _table(header, cells, {3, 4, 5, 6, 7})
+    return text_table(header, cells, {3, 4, 5, 6, 7})

@@ -4,8 +4,8 @@ pure decision engine over it.
 * :mod:`router.policy.schema` - the file's pydantic models and JSON Schema.
 * :mod:`router.policy.compile` - loading, cross-checks with ``file:line: key`` errors, and the
   immutable :class:`Policy` with precomputed tables.
-* :mod:`router.policy.engine` - :func:`decide` / :func:`evaluate`: (facts, policy, catalogue,
-  budget state) -> :class:`RouteDecision`.
+* :mod:`router.policy.engine` - :func:`decide` / :func:`evaluate`: (facts, policy and its
+  catalogue, budget state) -> :class:`RouteDecision`.
 * :mod:`router.policy.explain` - JSON for ``POST /v1/route``, the ``router route`` table,
   response headers.
 * :mod:`router.policy.request` - chat body -> facts (token count, classification).

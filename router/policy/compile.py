@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from router.policy.budgets import BudgetRules, compile_rules
+from router.policy.budgets import BudgetRules, compile_rules, usd_micro
 from router.policy.errors import PolicyError
 from router.policy.schema import (
     BUILTIN_ROUTES,
@@ -115,28 +115,19 @@ class Policy:
     near_budget: tuple[NearBudgetStep, ...]
     catalogue: Catalogue
     costs: CostsConfig | None
-    key_aliases: frozenset[str]
     warnings: tuple[str, ...] = ()
     #: ``budgets:`` and ``rate_limits:`` indexed by scope.
     budget_rules: BudgetRules = field(default_factory=BudgetRules)
     #: ``rows`` joined with ``catalogue`` once, at load time (and by name).
     priced: tuple[PricedRow, ...] = ()
     priced_by_name: Mapping[str, PricedRow] = field(default_factory=dict)
+    #: Per route name: the priced rows its ``models`` list admits (all of them without a list)
+    #: and the rest, both in ``priced`` order.
+    route_rows: Mapping[str, tuple[PricedRow, ...]] = field(default_factory=dict)
+    route_others: Mapping[str, tuple[PricedRow, ...]] = field(default_factory=dict)
     _caller_cache: dict[tuple[object, ...], Mapping[str, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
-
-    def priced_rows(self, catalogue: Catalogue | None = None) -> tuple[PricedRow, ...]:
-        """The rows with prices: precomputed for the policy's own catalogue."""
-        if catalogue is None or catalogue is self.catalogue:
-            return self.priced
-        return price_rows(self.rows, catalogue)
-
-    def priced_index(self, catalogue: Catalogue | None = None) -> Mapping[str, PricedRow]:
-        """:meth:`priced_rows` by model name."""
-        if catalogue is None or catalogue is self.catalogue:
-            return self.priced_by_name
-        return {r.name: r for r in price_rows(self.rows, catalogue)}
 
     @property
     def max_cost_micro(self) -> int | None:
@@ -206,7 +197,7 @@ def _blocked(policy: Policy, caller: Caller | None) -> dict[str, str]:
 
 
 def usd_to_micro(usd: float | None) -> int | None:
-    return None if usd is None else round(usd * 1_000_000)
+    return None if usd is None else usd_micro(usd)
 
 
 def _chat_names(catalogue: Catalogue) -> list[str]:
@@ -458,12 +449,22 @@ def build_policy(
         near_budget=spec.near_budget,
         catalogue=catalogue,
         costs=config.costs,
-        key_aliases=frozenset(k.alias for k in config.auth.keys),
         warnings=tuple(checker.warnings),
         budget_rules=compile_rules(spec.budgets, spec.rate_limits),
         priced=priced,
         priced_by_name={r.name: r for r in priced},
+        route_rows={name: _admitted(priced, route.models, True) for name, route in routes.items()},
+        route_others={name: _admitted(priced, route.models, False)
+                      for name, route in routes.items()},
     )
+
+
+def _admitted(priced: tuple[PricedRow, ...], models: frozenset[str] | None, inside: bool,
+              ) -> tuple[PricedRow, ...]:
+    """The rows a route's ``models`` list admits (``inside``) or leaves out, in order."""
+    if models is None:
+        return priced if inside else ()
+    return tuple(r for r in priced if (r.name in models) is inside)
 
 
 def policy_from_sources(

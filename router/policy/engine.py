@@ -1,4 +1,4 @@
-"""The decision engine: a pure function of (request facts, policy, catalogue, budget state).
+"""The decision engine: a pure function of (request facts, policy and its catalogue, budget state).
 
 The rule, for a request that names a route (``auto``, ``auto:reasoning``, ``auto-cheap``, ...):
 
@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
-from router.costs.estimate import cost_micro, expected_completion_tokens
-from router.policy.compile import Catalogue, Policy, PricedRow, Route
+from router.costs.estimate import PICO_PER_MICRO, cost_micro, expected_completion_tokens
+from router.policy.compile import Policy, PricedRow, Route
 from router.policy.decision import BudgetState, Candidate, RouteDecision, RouteFacts, TaskGuess
 from router.policy.errors import RouteError, RouteErrorKind
 from router.policy.schema import TASKS, NearBudgetStep
@@ -92,16 +92,15 @@ _NONE: Mapping[str, str] = MappingProxyType({})
 def evaluate(
     facts: RouteFacts,
     policy: Policy,
-    catalogue: Catalogue | None = None,
+    *,
     budget: BudgetState | None = None,
     unavailable: Mapping[str, str] = _NONE,
 ) -> RouteDecision:
     """Decide without raising: a request that cannot be served has ``error`` set and
-    ``model == ""`` (what ``POST /v1/route`` shows). ``catalogue`` defaults to the one the policy
-    was checked against (whose prices were joined to the rows at load time). ``unavailable``:
-    models this gateway cannot call (model -> why, e.g. its key variable is unset), which routes
-    pass over; a request naming one still goes to it (and gets the upstream's error)."""
-    cat = policy.catalogue if catalogue is None else catalogue
+    ``model == ""`` (what ``POST /v1/route`` shows). Prices are the policy's catalogue's, joined
+    to the rows at load time. ``unavailable``: models this gateway cannot call (model -> why,
+    e.g. its key variable is unset), which routes pass over; a request naming one still goes to
+    it (and gets the upstream's error)."""
     target = policy.rewrites.get(facts.model, facts.model)
     notes: list[str] = []
     if target != facts.model:
@@ -109,7 +108,7 @@ def evaluate(
     step, scope, used = _budget_step(policy, budget)
     route = policy.routes.get(target)
     if route is None:
-        return _concrete(facts, policy, cat, target, notes, step, scope, used)
+        return _concrete(facts, policy, target, notes, step, scope, used)
     caller = facts.caller
     if caller is not None and caller.models is not None and caller.models & policy.routes.keys() \
             and not caller.may_use(facts.model) and not caller.may_use(target):
@@ -118,19 +117,19 @@ def evaluate(
         return _result(c, model="", chain=(), reason=message, route=target, bars={},
                        table=tuple, cost=None, ref_cost=None,
                        error=RouteError("permission", message))
-    return _routed(facts, policy, cat, route, target, notes, step, scope, used, unavailable)
+    return _routed(facts, policy, route, target, notes, step, scope, used, unavailable)
 
 
 def decide(
     facts: RouteFacts,
     policy: Policy,
-    catalogue: Catalogue | None = None,
+    *,
     budget: BudgetState | None = None,
     unavailable: Mapping[str, str] = _NONE,
 ) -> RouteDecision:
     """:func:`evaluate`, raising the request's :class:`~router.errors.GatewayError` if it cannot
     be served (404 unknown model, 403 not allowed, 400 context or cost)."""
-    d = evaluate(facts, policy, catalogue, budget, unavailable)
+    d = evaluate(facts, policy, budget=budget, unavailable=unavailable)
     if d.error is not None:
         raise d.error.to_gateway_error()
     return d
@@ -139,11 +138,9 @@ def decide(
 # ---------------------------------------------------------------------------------- internals
 #
 # The loops below are the hot path (one pass over ~12 models per request): prices and limits
-# come precomputed (:class:`PricedRow`), costs are inlined integer arithmetic (the same rounding
-# as :func:`router.costs.estimate.cost_micro`: pico-dollars, rounded up once to µ$), and the
+# come precomputed (:class:`PricedRow`), costs are inlined integer arithmetic in
+# :func:`_estimate` (the same rounding as :func:`router.costs.estimate.cost_micro`), and the
 # explain table (reason strings, Candidate tuples) is only built if someone reads it.
-
-_PICO_PER_MICRO = 1_000_000
 
 
 class _Entry(NamedTuple):
@@ -185,10 +182,13 @@ def _lowest(caps: Mapping[str, int | None], tasks: tuple[str, ...]) -> int | Non
     return low
 
 
-def _completion(r: PricedRow, base: int, max_tokens: int | None) -> int:
-    """Expected completion tokens of one choice on ``r``: ``max_tokens`` when given (the
-    caller's own bound), else the task's expected output × the model's ``output_multiplier``;
-    capped by the model's output limit."""
+def _estimate(r: PricedRow, base: int, max_tokens: int | None, n: int, prompt: int
+              ) -> tuple[int, int, int]:
+    """(completion tokens of one choice, of all ``n`` choices, estimated µ$) on ``r``.
+
+    One choice: ``max_tokens`` when given (the caller's own bound), else the task's expected
+    output × the model's ``output_multiplier``; capped by the model's output limit. The cost is
+    inlined :func:`~router.costs.estimate.cost_micro`: pico-dollars, rounded up once to µ$."""
     if max_tokens is not None:
         one = max_tokens
     elif r.output_multiplier != 1.0:
@@ -196,7 +196,11 @@ def _completion(r: PricedRow, base: int, max_tokens: int | None) -> int:
     else:
         one = base
     mo = r.max_output_tokens
-    return mo if mo is not None and one > mo else one
+    if mo is not None and one > mo:
+        one = mo
+    comp = one * n
+    return one, comp, -(-(prompt * r.input_per_1m_micro + comp * r.output_per_1m_micro)
+                        // PICO_PER_MICRO)
 
 
 def _misfit(r: PricedRow, prompt: int, one: int, max_tokens: int | None) -> str | None:
@@ -291,7 +295,7 @@ def _result(c: _Ctx, *, model: str, chain: tuple[str, ...], reason: str, route: 
     )
 
 
-def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Route, target: str,
+def _routed(facts: RouteFacts, policy: Policy, asked: Route, target: str,
             notes: list[str], step: NearBudgetStep | None, scope: str | None,
             used: float | None, unavailable: Mapping[str, str]) -> RouteDecision:
     route, lower = asked, 0
@@ -314,7 +318,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
     prompt, mt = facts.prompt_tokens, facts.max_tokens
     n = facts.n if facts.n > 1 else 1
     base = expected_completion_tokens(mt, task[0], prompt, policy.costs)
-    limit, models, ref = route.max_cost_micro, route.models, policy.reference_model
+    limit, ref = route.max_cost_micro, policy.reference_model
     pool: list[_Entry] = []  # qualify
     below: list[_Entry] = []  # pass every hard constraint, fail only the bar
     rest: list[_Entry] = []  # fail a hard constraint
@@ -324,10 +328,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
 
     def entry(r: PricedRow, in_route: bool) -> tuple[_Entry, bool, bool]:
         """The row's entry, whether the caller may use it here, and whether it also fits."""
-        one = _completion(r, base, mt)
-        comp = one * n
-        cost = -(-(prompt * r.input_per_1m_micro + comp * r.output_per_1m_micro)
-                 // _PICO_PER_MICRO)
+        one, comp, cost = _estimate(r, base, mt, n, prompt)
         caps = r.caps
         if single is not None:
             cap = caps[single]
@@ -367,9 +368,7 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
 
     # Only the route's rows can be chosen: the others are priced for the explanation table
     # (built on demand) and the reference model's cost only.
-    rows = policy.priced_rows(cat)
-    walk = rows if models is None else [r for r in rows if r.name in models]
-    for r in walk:
+    for r in policy.route_rows[route.name]:
         e, allowed, fit = entry(r, True)
         permitted += allowed
         fits += fit
@@ -382,14 +381,15 @@ def _routed(facts: RouteFacts, policy: Policy, cat: Catalogue | None, asked: Rou
         else:
             below.append(e)
     outside: Callable[[], list[_Entry]] = list
-    if models is not None:
+    others = policy.route_others[route.name]
+    if others:
         if ref_cost is None and ref is not None:
-            ref_row = policy.priced_index(cat).get(ref)
+            ref_row = policy.priced_by_name.get(ref)
             if ref_row is not None:
                 ref_cost = entry(ref_row, False)[0].cost
 
         def outside() -> list[_Entry]:
-            return [entry(r, False)[0] for r in rows if r.name not in models]
+            return [entry(r, False)[0] for r in others]
     bar_text = ", ".join(f"{t} >= {bars[t]}" for t in checked)
     if pool:
         objective = route.objective
@@ -442,9 +442,9 @@ def _no_route(facts: RouteFacts, route: Route, permitted: int, unreachable: list
 _NOT_REQUESTED = ("not requested (the request names a model)",)
 
 
-def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: str,
-              notes: list[str], step: NearBudgetStep | None, scope: str | None,
-              used: float | None) -> RouteDecision:
+def _concrete(facts: RouteFacts, policy: Policy, target: str, notes: list[str],
+              step: NearBudgetStep | None, scope: str | None, used: float | None
+              ) -> RouteDecision:
     """A request naming a model: only that model, the reference and the fallbacks are priced
     on the request path; the rest of the table is priced when someone reads it."""
     task = _task(facts, None, policy)
@@ -453,12 +453,10 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
     n = facts.n if facts.n > 1 else 1
     base = expected_completion_tokens(mt, task[0], prompt, policy.costs)
     checked = task[3]
-    rows = policy.priced_index(cat)
+    rows = policy.priced_by_name
 
     def entry(r: PricedRow) -> _Entry:
-        comp = _completion(r, base, mt) * n
-        cost = -(-(prompt * r.input_per_1m_micro + comp * r.output_per_1m_micro)
-                 // _PICO_PER_MICRO)
+        _, comp, cost = _estimate(r, base, mt, n, prompt)
         return _Entry(cost, _lowest(r.caps, checked), r.name, r.provider, comp, r.caps,
                       _NOT_REQUESTED, True)
 
@@ -520,17 +518,12 @@ def _concrete(facts: RouteFacts, policy: Policy, cat: Catalogue | None, target: 
                    table=table, cost=mine.cost, ref_cost=ref_cost)
 
 
-def reference_cost_micro(
-    policy: Policy,
-    prompt_tokens: int,
-    completion_tokens: int,
-    catalogue: Catalogue | None = None,
-) -> int | None:
+def reference_cost_micro(policy: Policy, prompt_tokens: int, completion_tokens: int,
+                         ) -> int | None:
     """What the same tokens would have cost on the reference model (for the spend ledger's
     ``reference cost`` next to the actual cost, after the call)."""
-    cat = policy.catalogue if catalogue is None else catalogue
     ref = policy.reference_model
-    pm = cat.get(ref) if ref is not None else None
+    pm = policy.catalogue.get(ref) if ref is not None else None
     if pm is None:
         return None
     return cost_micro(pm.price, prompt_tokens, completion_tokens)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from router.costs.report import text_table
 from router.policy.compile import Policy
 from router.policy.engine import RouteDecision
 
@@ -132,23 +133,6 @@ def decision_headers(decision: RouteDecision) -> dict[str, str]:
     return h
 
 
-# ----------------------------------------------------------------------------------- the table
-
-
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        out = []
-        for i, cell in enumerate(cells):
-            last = i == len(cells) - 1
-            out.append(cell.rjust(widths[i]) if i in right else
-                       (cell if last else cell.ljust(widths[i])))
-        return "  ".join(out).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
 def format_explain(decision: RouteDecision, policy: Policy | None = None,
                    *, signals: Sequence[str] = ()) -> str:
     """``router route``'s human-readable output."""
@@ -194,6 +178,6 @@ def format_explain(decision: RouteDecision, policy: Policy | None = None,
                      "; ".join(c.reasons)])
     cap_header = "reas/expr" if policy is not None else "cap"
     lines.append("")
-    lines.append(_table(["model", "provider", cap_header, "out tok", "est. $", "role", "why"],
-                        rows, {2, 3, 4}))
+    lines.append(text_table(["model", "provider", cap_header, "out tok", "est. $", "role", "why"],
+                            rows, {2, 3, 4}))
     return "\n".join(lines)

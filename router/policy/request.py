@@ -83,7 +83,14 @@ def facts_from_body(
     task_header: str | None = None,
 ) -> RouteFacts:
     """Facts of a chat-completions body (raises :class:`InvalidRequest` like the pipeline)."""
-    model, stream, max_tokens, n = check_chat(body)
+    return _facts(check_chat(body), prompt_tokens, classification, caller, task_header)
+
+
+def _facts(checked: tuple[str, bool, int | None, int], prompt_tokens: int,
+           classification: TaskGuess | None, caller: Caller | None, task_header: str | None,
+           ) -> RouteFacts:
+    """:func:`facts_from_body` of a body :func:`check_chat` already returned ``checked`` for."""
+    model, stream, max_tokens, n = checked
     return RouteFacts(
         model=model,
         prompt_tokens=prompt_tokens,
@@ -141,11 +148,10 @@ def route_body(
     This is ``POST /v1/route``: ``route_body(body, policy, ...).json(policy)``. A request that
     could not be served is still explained (``decision.error`` is set, ``model`` is empty).
     """
-    check_chat(body)
+    checked = check_chat(body)  # before counting and classifying: they need a valid body
     tokens = count_tokens(body, policy, tokenizers)
     cls = classify(body.get("messages")) if classify is not None else None
-    facts = facts_from_body(body, tokens, classification=cls, caller=caller,
-                            task_header=task_header)
+    facts = _facts(checked, tokens, cls, caller, task_header)
     signals: Sequence[str] = tuple(getattr(cls, "signals", ()) or ())
     if cls is None:
         signals = ("classifier unavailable",)
