@@ -64,12 +64,20 @@ def error_response(exc: GatewayError, request_id: str | None = None) -> Response
                     headers=headers)
 
 
-def _request_id(request: Request, trust: bool) -> str:
+def _request_id(request: Request, trust: bool) -> tuple[str, str]:
+    """The request id (logs, ``x-request-id``) and the id its reservation and ledger row get.
+
+    A trusted incoming ``x-request-id`` is only a correlation id: a client may send the same one
+    twice (a retry is a second upstream call, to be charged again), while the budget store treats
+    a repeated id as the same request. So the ledger id of such a request is the given id plus a
+    minted suffix; a minted request id serves as both.
+    """
     if trust:
         given = request.headers.get("x-request-id")
         if given and len(given) <= 128 and given.isascii() and given.isprintable():
-            return given
-    return "req_" + os.urandom(16).hex()  # as random as uuid4().hex, without the UUID object
+            return given, f"{given}~{os.urandom(6).hex()}"
+    minted = "req_" + os.urandom(16).hex()  # as random as uuid4().hex, without the UUID object
+    return minted, minted
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -80,12 +88,13 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
         started = time.perf_counter()
         state = current()
         trust = state.config.server.trust_request_id if state else True
-        request_id = _request_id(request, trust)
+        request_id, ledger_id = _request_id(request, trust)
         out: Outcome | None = None
         try:
             state = _ready(state)
             caller = state.keys.authenticate_request(request.headers)
-            out = Outcome(request_id=request_id, caller=caller, started=started, route=kind)
+            out = Outcome(request_id=request_id, caller=caller, started=started, route=kind,
+                          ledger_id=ledger_id)
             raw = await read_body(request, state.config.server.max_body_bytes)
             body = parse_json_object(raw)
             if kind == "chat":

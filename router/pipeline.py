@@ -59,6 +59,9 @@ class Outcome:
     started: float
     #: The endpoint: ``chat`` or ``embeddings`` (a metrics label).
     route: str = "chat"
+    #: The id of the request's reservation and ledger row: ``request_id``, unless that came
+    #: from the client (see ``router.app._request_id``). Empty: ``request_id``.
+    ledger_id: str = ""
     decision: Decision | RouteDecision | None = None
     served_by: str | None = None
     #: Counted by the gateway before the call (header ``x-router-prompt-tokens``).
@@ -80,6 +83,11 @@ class Outcome:
     attempts: int = 0
     status: int = 200
     error: str | None = None
+
+    @property
+    def store_id(self) -> str:
+        """The id the budget store and the ledger know this request by."""
+        return self.ledger_id or self.request_id
 
     def headers(self) -> dict[str, str]:
         h = {"x-request-id": self.request_id}
@@ -140,7 +148,7 @@ async def handle_chat(
         body["stream_options"] = {**options, "include_usage": True}
 
     hold = await state.accountant.reserve(
-        out.request_id, out.caller, out.policy, state.catalogue[decision.model],
+        out.store_id, out.caller, out.policy, state.catalogue[decision.model],
         out.prompt_tokens, max_tokens, n, decision.task,
     )
     out.hold = hold
@@ -180,7 +188,7 @@ def ledger_row(state: AppState, out: Outcome, status: str) -> LedgerRow:
         reference = reference_cost_micro(out.policy, prompt, out.completion_tokens) or 0
     caller = out.caller
     return LedgerRow(
-        out.request_id, out.served_by or (decision.model if decision else ""), caller.alias,
+        out.store_id, out.served_by or (decision.model if decision else ""), caller.alias,
         caller.user, caller.team, decision.task if decision is not None else None, prompt,
         out.completion_tokens, out.estimate_micro or 0, actual, reference, status,
     )
@@ -368,7 +376,7 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     priced = state.catalogue[decision.model]
     out.estimate_micro = cost_micro(priced.price, out.prompt_tokens, 0)
     policy = state.policy.current if state.policy is not None else None
-    out.hold = await state.accountant.reserve(out.request_id, out.caller, policy, priced,
+    out.hold = await state.accountant.reserve(out.store_id, out.caller, policy, priced,
                                               out.prompt_tokens, None, 1, None)
     dispatched = await _call(state, out, decision.chain, "embeddings", body, False)
     response = _complete(state, out, dispatched)

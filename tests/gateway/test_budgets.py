@@ -271,3 +271,23 @@ def test_a_keys_own_budget_and_the_policys_for_it_are_one_window() -> None:
     limits = sorted((str(b.scope), str(b.period), b.limit_micro) for b in budgets)
     assert limits == [("global", "daily", 9_000_000), ("key", "daily", 2_000_000),
                       ("key", "total", 7_000_000)]
+
+
+def test_a_reused_client_request_id_is_charged_twice_not_a_500(fake: Proc, tmp_path: Path) -> None:
+    """``x-request-id`` from the client is a correlation id: the same one sent twice (a retry)
+    is two upstream calls, two ledger rows, and never the store's "already done"."""
+    gw = start_gateway(write_config(tmp_path, fake.url), tmp_path, env=ENV)
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
+        for _ in range(2):
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}],
+                extra_headers={"x-request-id": "client-trace-7"})
+            assert raw.http_response.status_code == 200
+            assert raw.headers["x-request-id"] == "client-trace-7"
+    finally:
+        gw.stop()
+    with sqlite3.connect(tmp_path / "router.db") as conn:
+        ids = [r[0] for r in conn.execute("select request_id from ledger")]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert all(i.startswith("client-trace-7~") for i in ids)
