@@ -7,8 +7,6 @@ network: transports connect lazily on the first request.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -24,7 +22,7 @@ from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
 from router.metrics import Metrics
 from router.policy import PolicyReloader, ReloadEvent, default_policy_path
-from router.policy.request import Classify, load_classifier
+from router.policy.request import Classify, load_classifier, without_signals
 from router.tokens import configure_offline, text_counter, tokenizer_for
 from router.upstream.base import Target, Transport, build_target
 from router.upstream.dispatch import Dispatcher
@@ -117,7 +115,7 @@ def build_state(
         metrics=metrics,
         policy=policy,
         classify=classify,
-        classify_fast=_without_signals(classify),
+        classify_fast=without_signals(classify),
         dynamic_keys=dynamic_keys,
         unavailable={name: f"{t.missing_key} is not set in the gateway's environment"
                      for name, t in targets.items() if t.missing_key},
@@ -140,15 +138,3 @@ def _reloaded(metrics: Metrics, event: ReloadEvent) -> None:
     metrics.child(metrics.policy_reloads, "ok" if event.ok else "error").inc()
     if not event.ok:
         log.error("policy reload refused, the running policy stays:\n%s", event.error)
-
-
-def _without_signals(classify: Classify | None) -> Classify | None:
-    """The classifier without explanations, when it supports that (the request path's)."""
-    if classify is None:
-        return None
-    try:
-        if "explain" in inspect.signature(classify).parameters:
-            return functools.partial(classify, explain=False)  # type: ignore[call-arg]
-    except (TypeError, ValueError):
-        pass
-    return classify

@@ -91,12 +91,20 @@ class Route:
 
     name: str
     task: Task | None
+    #: The bars of ``tasks`` (or the route's ``min_capability``), before ``shift``.
     bars: Mapping[str, int]
+    #: ``bar_shift``: added to every bar (the quality/cost knob).
+    shift: int
     models: frozenset[str] | None
     objective: str
     max_cost_micro: int | None
     max_fallbacks: int
     description: str | None
+
+    def bar(self, task: str) -> int:
+        """The bar of ``task`` with ``shift`` applied (0-100), before difficulty moves it."""
+        b = self.bars[task] + self.shift
+        return 0 if b < 0 else (100 if b > 100 else b)
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,7 @@ def _resolve_routes(spec: PolicyFile) -> dict[str, Route]:
             name=name,
             task=task,
             bars=bars,
+            shift=r.bar_shift,
             models=frozenset(r.models) if r.models is not None else None,
             objective=r.objective,
             max_cost_micro=route_cost if route_cost is not None else base_cost,
@@ -269,8 +278,12 @@ def _strongest(spec: PolicyFile, catalogue: Catalogue) -> str | None:
 class _Checker:
     """Phase two: every cross-reference, collected as ``file:line: key: message`` problems."""
 
-    def __init__(self, doc: Document, spec: PolicyFile, config: Config, catalogue: Catalogue):
+    def __init__(self, doc: Document, spec: PolicyFile, config: Config, catalogue: Catalogue,
+                 unmet_bars: str = "error"):
         self.doc, self.spec, self.config, self.catalogue = doc, spec, config, catalogue
+        #: "error" (the gateway), or "warn": a bar no model meets is only a warning (a replay
+        #: of a catalogue of small models, where ``when_none_qualify`` serves every request).
+        self.unmet_bars = unmet_bars
         self.chat = set(_chat_names(catalogue))
         self.problems: dict[Loc, str] = {}
         self.warnings: list[str] = []
@@ -278,6 +291,12 @@ class _Checker:
 
     def error(self, loc: Loc, message: str) -> None:
         self.problems.setdefault(loc, self.doc.error(loc, message))
+
+    def unmet(self, loc: Loc, message: str) -> None:
+        if self.unmet_bars == "warn":
+            self.warnings.append(self.doc.error(loc, message))
+        else:
+            self.error(loc, message)
 
     def model_ref(self, loc: Loc, name: str) -> bool:
         if name in self.chat:
@@ -347,24 +366,26 @@ class _Checker:
                 if row.blocked is None and (route.models is None or row.name in route.models)
             ]
             for task in (route.task,) if route.task else TASKS:
-                bar = route.bars[task]
+                bar = route.bar(task)
                 if any(_meets(row.caps[task], bar) for row in pool):
                     continue
-                if declared is not None and task in declared.min_capability:
-                    loc: Loc = ("routes", route.name, "min_capability", task)
+                if declared is not None and declared.bar_shift > 0:
+                    loc: Loc = ("routes", route.name, "bar_shift")
+                elif declared is not None and task in declared.min_capability:
+                    loc = ("routes", route.name, "min_capability", task)
                 elif declared is not None and declared.models is not None:
                     loc = ("routes", route.name, "models")
                 else:
                     loc = ("tasks", task, "min_capability")
-                self.error(loc, f"no model qualifies for {task} on route {route.name!r}: "
+                self.unmet(loc, f"no model qualifies for {task} on route {route.name!r}: "
                            f"needs capability >= {bar}; {_best(pool, task)}")
             unsure = spec.low_confidence.treat_as in ("all_tasks", "classified")
             if route.task is None and unsure and not any(
-                all(_meets(row.caps[t], route.bars[t]) for t in TASKS) for row in pool
+                all(_meets(row.caps[t], route.bar(t)) for t in TASKS) for row in pool
             ):
-                bars = ", ".join(f"{t} >= {route.bars[t]}" for t in TASKS)
+                bars = ", ".join(f"{t} >= {route.bar(t)}" for t in TASKS)
                 declared_rule = "low_confidence" in self.doc_keys
-                self.error(("low_confidence", "treat_as") if declared_rule else ("tasks",),
+                self.unmet(("low_confidence", "treat_as") if declared_rule else ("tasks",),
                            f"no model meets every task's bar ({bars}) on route "
                            f"{route.name!r}, so unsure requests could never qualify")
 
@@ -413,8 +434,12 @@ def build_policy(
     catalogue: Catalogue | None = None,
     *,
     digest: str = "",
+    unmet_bars: str = "error",
 ) -> Policy:
-    """Phases one and two on a parsed document; raises :class:`PolicyError`."""
+    """Phases one and two on a parsed document; raises :class:`PolicyError`.
+
+    ``unmet_bars="warn"`` reports a bar that no model meets as a warning instead of an error
+    (``router eval`` replays catalogues of small models)."""
     try:
         spec = validate(doc, PolicyFile)
     except DocumentError as exc:
@@ -425,7 +450,7 @@ def build_policy(
         catalogue = resolve_catalogue(config)
     routes = _resolve_routes(spec)
     rows = _rows(spec, catalogue)
-    checker = _Checker(doc, spec, config, catalogue)
+    checker = _Checker(doc, spec, config, catalogue, unmet_bars)
     checker.run(routes, rows)
     if checker.problems:
         order = sorted(checker.problems,

@@ -8,7 +8,7 @@ The rule, for a request that names a route (``auto``, ``auto:reasoning``, ``auto
 2. **Budget.** The highest ``near_budget`` step reached by the most-used budget that applies
    lowers every bar and/or switches the request to an economy route.
 3. **Candidates.** Every chat model of the catalogue is priced for this request (integer µ$:
-   prompt tokens × input price + expected completion × output price, see :func:`_estimate`)
+   prompt tokens × input price + expected completion × output price, see :func:`estimate_row`)
    and checked, in this order: permissions (policy and key), the route's model list, context
    window and output limit, the per-request cost limit, the capability bar. A candidate that
    fails keeps every reason it failed.
@@ -49,6 +49,7 @@ __all__ = [
     "RouteFacts",
     "TaskGuess",
     "decide",
+    "estimate_row",
     "evaluate",
     "reference_cost_micro",
 ]
@@ -139,7 +140,7 @@ def decide(
 #
 # The loops below are the hot path (one pass over ~12 models per request): prices and limits
 # come precomputed (:class:`PricedRow`), costs are inlined integer arithmetic in
-# :func:`_estimate` (the same rounding as :func:`router.costs.estimate.cost_micro`), and the
+# :func:`estimate_row` (the same rounding as :func:`router.costs.estimate.cost_micro`), and the
 # explain table (reason strings, Candidate tuples) is only built if someone reads it.
 
 
@@ -153,6 +154,10 @@ class _Entry(NamedTuple):
     #: Failed hard constraints (permissions, route, context, cost): usually empty.
     hard: tuple[str, ...]
     meets_bar: bool
+
+
+def _clamp_bar(bar: int) -> int:
+    return 0 if bar < 0 else (100 if bar > 100 else bar)
 
 
 def _cap_key(cap: int | None) -> int:
@@ -182,8 +187,8 @@ def _lowest(caps: Mapping[str, int | None], tasks: tuple[str, ...]) -> int | Non
     return low
 
 
-def _estimate(r: PricedRow, base: int, max_tokens: int | None, n: int, prompt: int
-              ) -> tuple[int, int, int]:
+def estimate_row(r: PricedRow, base: int, max_tokens: int | None, n: int, prompt: int
+                 ) -> tuple[int, int, int]:
     """(completion tokens of one choice, of all ``n`` choices, estimated µ$) on ``r``.
 
     One choice: ``max_tokens`` when given (the caller's own bound), else the task's expected
@@ -311,7 +316,8 @@ def _routed(facts: RouteFacts, policy: Policy, asked: Route, target: str,
     task = _task(facts, asked, policy)
     c = _Ctx(facts, policy, target, notes, step, scope, used, task)
     checked = task[3]
-    bars = {t: max(0, route.bars[t] - lower) for t in checked}
+    move = route.shift - lower
+    bars = {t: _clamp_bar(route.bars[t] + move) for t in checked}
     single = checked[0] if len(checked) == 1 else None
     bar = bars[checked[0]]
     blocked = policy.blocked_for(facts.caller)
@@ -328,7 +334,7 @@ def _routed(facts: RouteFacts, policy: Policy, asked: Route, target: str,
 
     def entry(r: PricedRow, in_route: bool) -> tuple[_Entry, bool, bool]:
         """The row's entry, whether the caller may use it here, and whether it also fits."""
-        one, comp, cost = _estimate(r, base, mt, n, prompt)
+        one, comp, cost = estimate_row(r, base, mt, n, prompt)
         caps = r.caps
         if single is not None:
             cap = caps[single]
@@ -456,7 +462,7 @@ def _concrete(facts: RouteFacts, policy: Policy, target: str, notes: list[str],
     rows = policy.priced_by_name
 
     def entry(r: PricedRow) -> _Entry:
-        _, comp, cost = _estimate(r, base, mt, n, prompt)
+        _, comp, cost = estimate_row(r, base, mt, n, prompt)
         return _Entry(cost, _lowest(r.caps, checked), r.name, r.provider, comp, r.caps,
                       _NOT_REQUESTED, True)
 

@@ -8,7 +8,9 @@ the prompt tokens once (see :func:`count_tokens` for which tokenizer), classifie
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -115,6 +117,18 @@ def load_classifier() -> tuple[Classify | None, str | None]:
     return classify, None
 
 
+def without_signals(classify: Classify | None) -> Classify | None:
+    """The classifier without explanations, when it supports that (the request path's)."""
+    if classify is None:
+        return None
+    try:
+        if "explain" in inspect.signature(classify).parameters:
+            return functools.partial(classify, explain=False)  # type: ignore[call-arg]
+    except (TypeError, ValueError):
+        pass
+    return classify
+
+
 def default_classifier() -> Classify | None:
     """The shipped classifier, or None when it cannot be loaded."""
     return load_classifier()[0]
@@ -130,6 +144,23 @@ class Explained:
 
     def json(self, policy: Policy | None = None) -> dict[str, Any]:
         return explain_json(self.decision, policy, signals=self.signals)
+
+
+def facts_for_body(
+    body: dict[str, Any],
+    policy: Policy,
+    *,
+    classify: Classify | None = None,
+    tokenizers: Mapping[str, str] | None = None,
+    caller: Caller | None = None,
+    task_header: str | None = None,
+) -> RouteFacts:
+    """Steps 1-2 for a chat body: check it, count its prompt, classify it (what
+    :func:`route_body` and ``router eval replay`` decide from)."""
+    checked = check_chat(body)  # before counting and classifying: they need a valid body
+    tokens = count_tokens(body, policy, tokenizers)
+    cls = classify(body.get("messages")) if classify is not None else None
+    return _facts(checked, tokens, cls, caller, task_header)
 
 
 def route_body(
@@ -148,10 +179,9 @@ def route_body(
     This is ``POST /v1/route``: ``route_body(body, policy, ...).json(policy)``. A request that
     could not be served is still explained (``decision.error`` is set, ``model`` is empty).
     """
-    checked = check_chat(body)  # before counting and classifying: they need a valid body
-    tokens = count_tokens(body, policy, tokenizers)
-    cls = classify(body.get("messages")) if classify is not None else None
-    facts = _facts(checked, tokens, cls, caller, task_header)
+    facts = facts_for_body(body, policy, classify=classify, tokenizers=tokenizers,
+                           caller=caller, task_header=task_header)
+    cls = facts.classification
     signals: Sequence[str] = tuple(getattr(cls, "signals", ()) or ())
     if cls is None:
         signals = ("classifier unavailable",)

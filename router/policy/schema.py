@@ -146,6 +146,9 @@ class RouteSpec(_Strict):
     task: Task | None = None
     #: Override the bars of ``tasks`` for this route, per task.
     min_capability: dict[Task, Score] = Field(default_factory=dict)
+    #: The route's quality/cost knob: points added to every bar of this route (negative: cheaper
+    #: models qualify, quality drops; positive: the reverse). ``router eval replay`` sweeps it.
+    bar_shift: int = Field(0, ge=-100, le=100)
     #: Consider only these models.
     models: tuple[Name, ...] | None = None
     #: ``cheapest`` qualifying model (default) or the ``most_capable`` one (ties: cheaper).

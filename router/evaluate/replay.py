@@ -1,0 +1,153 @@
+"""Replaying outcome rows through the gateway's own decision.
+
+Each row becomes the chat request a client would send (``{"model": route, "messages": ...}``)
+and goes through steps 1-4 exactly as ``POST /v1/route`` runs them
+(:func:`router.policy.request.facts_for_body`, then :func:`router.policy.engine.evaluate`): the
+same token counting, classifier, prices and policy. No HTTP, no model call: the chosen model's
+score in the row is the quality, and its cost is the row's tokens at the model's price.
+
+Costs per row and model, in integer µ$: the prompt counted with that model's tokenizer (as the
+gateway recounts for the model that answers), and the output tokens the row gives
+(``output_tokens``, or ``responses`` counted with the model's tokenizer), else the policy's
+expected output for the task on that model (what the engine ranks by).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from router.costs.estimate import cost_micro, expected_completion_tokens
+from router.evaluate.outcomes import OutcomeRow
+from router.evaluate.progress import Progress
+from router.evaluate.world import World
+from router.policy.compile import Policy
+from router.policy.decision import RouteDecision, RouteFacts
+from router.policy.engine import estimate_row, evaluate
+from router.policy.request import Classify, facts_for_body
+from router.tokens import count_chat_tokens, count_text_tokens, tokenizer_for
+
+#: The knob values a sweep tries by default: every bar shifted by -100 ... +100 points.
+DEFAULT_SHIFTS: tuple[int, ...] = tuple(range(-100, 101, 2))
+
+
+@dataclass(frozen=True)
+class Table:
+    """What each model would have scored and cost on each row."""
+
+    models: tuple[str, ...]
+    #: (rows, models) scores in [0, 1].
+    scores: npt.NDArray[np.float64]
+    #: (rows, models) integer µ$.
+    cost: npt.NDArray[np.int64]
+
+    @property
+    def n(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Rows turned into requests, counted and classified once, ready to decide many times."""
+
+    world: World
+    route: str
+    rows: Sequence[OutcomeRow]
+    facts: Sequence[RouteFacts]
+    #: The decision at the policy's own settings.
+    decisions: Sequence[RouteDecision]
+    table: Table
+
+    def index(self) -> Mapping[str, int]:
+        return {m: i for i, m in enumerate(self.table.models)}
+
+
+def body_of(row: OutcomeRow, route: str) -> dict[str, Any]:
+    """The chat-completions body a client would send for ``row``."""
+    return {"model": route, "messages": [dict(m) for m in row.messages]}
+
+
+def prepare(world: World, rows: Sequence[OutcomeRow], route: str, classify: Classify | None,
+            *, progress: bool | None = None) -> Prepared:
+    """Count, classify and decide every row once; price every row on every model."""
+    policy = world.policy
+    if route not in policy.routes:
+        known = ", ".join(policy.routes)
+        from router.evaluate.errors import EvalInputError
+
+        raise EvalInputError([f"unknown route {route!r} (the policy has: {known})"])
+    models = tuple(world.catalogue)
+    tokenizers = {m: tokenizer_for(world.config.models[m]) for m in models}
+    n, k = len(rows), len(models)
+    scores = np.zeros((n, k))
+    cost = np.zeros((n, k), dtype=np.int64)
+    facts: list[RouteFacts] = []
+    decisions: list[RouteDecision] = []
+    priced = policy.priced_by_name
+    with Progress("pricing and classifying", n, enabled=progress) as bar:
+        for i, row in enumerate(rows):
+            body = body_of(row, route)
+            f = facts_for_body(body, policy, classify=classify, tokenizers=tokenizers)
+            d = evaluate(f, policy)
+            facts.append(f)
+            decisions.append(d)
+            counts: dict[str, int] = {}
+            for j, m in enumerate(models):
+                tok = tokenizers[m]
+                if tok not in counts:
+                    counts[tok] = count_chat_tokens(body, tok)
+                prompt = counts[tok]
+                scores[i, j] = row.scores[m]
+                cost[i, j] = cost_micro(world.catalogue[m].price, prompt,
+                                        _output_tokens(row, m, tok, priced[m], d, prompt, policy))
+            bar.advance()
+    return Prepared(world, route, rows, facts, decisions, Table(models, scores, cost))
+
+
+def _output_tokens(row: OutcomeRow, model: str, tokenizer: str, priced: Any,
+                   decision: RouteDecision, prompt: int, policy: Policy) -> int:
+    if row.output_tokens is not None and model in row.output_tokens:
+        return row.output_tokens[model]
+    if row.responses is not None and model in row.responses:
+        return count_text_tokens(row.responses[model], tokenizer)
+    base = expected_completion_tokens(None, decision.task, prompt, policy.costs)
+    return estimate_row(priced, base, None, 1, prompt)[0]
+
+
+def with_shift(policy: Policy, route: str, shift: int) -> Policy:
+    """``policy`` with the route's ``bar_shift`` set to ``shift`` (the sweep's knob)."""
+    r = policy.routes[route]
+    return replace(policy, routes={**policy.routes, route: replace(r, shift=shift)},
+                   _caller_cache={})
+
+
+def choose(prep: Prepared, policy: Policy,
+           facts: Sequence[RouteFacts] | None = None) -> npt.NDArray[np.int64]:
+    """The model index each row goes to under ``policy`` (-1: the request is refused)."""
+    index = prep.index()
+    out = np.empty(len(prep.rows), dtype=np.int64)
+    for i, f in enumerate(facts if facts is not None else prep.facts):
+        d = evaluate(f, policy)
+        out[i] = index[d.model] if d.ok else -1
+    return out
+
+
+def sweep(prep: Prepared, shifts: Sequence[int] = DEFAULT_SHIFTS,
+          facts: Sequence[RouteFacts] | None = None, *, progress: bool | None = None,
+          on_choices: Callable[[int, npt.NDArray[np.int64]], None] | None = None,
+          ) -> list[tuple[int, npt.NDArray[np.int64]]]:
+    """Choices at every knob value (``bar_shift`` of the replayed route), in order."""
+    policy = prep.world.policy
+    out = []
+    with Progress("sweeping the knob", len(shifts), enabled=progress) as bar:
+        for s in shifts:
+            choices = choose(prep, with_shift(policy, prep.route, s), facts)
+            out.append((s, choices))
+            if on_choices is not None:
+                on_choices(s, choices)
+            bar.advance()
+    return out
