@@ -122,6 +122,7 @@ class LeaseManager:
         renew_script: Callable[..., Any],
         on_error: Callable[[BaseException], None],
         errors: tuple[type[BaseException], ...],
+        on_seen: Callable[[str, int], None] = lambda ckey, used: None,
     ) -> None:
         self.leases = leases
         self._x = expiry_key
@@ -130,6 +131,7 @@ class LeaseManager:
         self._lease = lease_script
         self._renew = renew_script
         self._on_error = on_error
+        self._on_seen = on_seen  # a counter's settled + reserved, as a LEASE reply gave it
         self._errors = errors
         self._lock = asyncio.Lock()
         self._pending: dict[str, _Pending] = {}
@@ -261,6 +263,7 @@ class LeaseManager:
                 lease.held += int(res[1 + 3 * j])
                 lease.spent, lease.reserved = int(res[2 + 3 * j]), int(res[3 + 3 * j])
                 lease.expires_at = now + lv.ttl_s
+                self._on_seen(lease.ckey, lease.spent + lease.reserved)
             self._start_heartbeat()
             return None
         for lease in leases:
@@ -270,6 +273,7 @@ class LeaseManager:
         if res[0] == "gone":
             lv.drop(leases[j])
             return ("gone", needs[j][0], 0)
+        self._on_seen(leases[j].ckey, int(res[2]))
         return ("over", needs[j][0], int(res[2]))
 
     # -- finishing, expiry, renewal ----------------------------------------------------------

@@ -166,15 +166,24 @@ return 'ok ' .. fmt(chosen) .. ' ' .. h[1] .. ' ' .. exp .. ' ' .. counts()
 #: ARGV: "actual dedup_ms row_time_ms op n_leases consumed", rid, row JSON ('' for none).
 #: A leased reservation held ``consumed`` (= min(actual, amount)) in each lease: it moves from
 #: the lease (a, and the counter's r) to the counter's s; the rest of the lease stays.
-#: Returns "ok <amount that was reserved in Redis>" or "dup".
+#: Returns "ok <amount that was reserved in Redis>" or "dup", followed by " s r" of each counter
+#: key given (a settle's), as they stand after it: the replica's view for outages.
 _FINISH_FN = r"""
 -- Settle or release one request: K = its keys, A = {head, rid, row} (see FINISH).
 local function finish(K, A)
   local h = split(A[1])
   local nl = tonumber(h[5] or '0')
   local last = #K - nl
+  local function counters()
+    local t = {}
+    for i = 4, last do
+      local v = redis.call('HMGET', K[i], 's', 'r')
+      t[#t + 1] = ' ' .. fmt(tonumber(v[1]) or 0) .. ' ' .. fmt(tonumber(v[2]) or 0)
+    end
+    return table.concat(t)
+  end
   local old = redis.call('HMGET', K[2], 'st', 'a', 'k')
-  if old[1] == 'done' then return 'dup' end
+  if old[1] == 'done' then return 'dup' .. counters() end
   local reserved = 0
   if old[1] == 'live' then
     reserved = tonumber(old[2])
@@ -211,7 +220,7 @@ local function finish(K, A)
   redis.call('DEL', K[2])  -- keep only the state: a tombstone of ~100 bytes
   redis.call('HSET', K[2], 'st', 'done')
   redis.call('PEXPIRE', K[2], h[2])
-  return 'ok ' .. fmt(reserved)
+  return 'ok ' .. fmt(reserved) .. counters()
 end
 """
 

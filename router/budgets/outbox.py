@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from router.budgets.errors import StoreUnavailable
-from router.budgets.journal import Journal, JournalEntry, LocalView
+from router.budgets.journal import Journal, JournalEntry
+from router.budgets.localview import LocalView
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class Outbox:
         self.retry_interval_s = retry_interval_s
         self.fail_mode = fail_mode
         self.down = False
+        #: When the store was last marked down (Unix seconds; 0: never).
+        self.lost_at = 0.0
         self.reason = ""
         self._task: asyncio.Task[None] | None = None
         self._replaying = asyncio.Lock()
@@ -55,6 +59,7 @@ class Outbox:
     def mark_down(self, exc: BaseException) -> None:
         if not self.down:
             log.warning("budget store redis unreachable (%s): fail_mode=%s", exc, self.fail_mode)
+            self.lost_at = time.time()
         self.down = True
         self.reason = f"{type(exc).__name__}: {exc}"
         self._start(delay=True)
@@ -96,9 +101,9 @@ class Outbox:
                 if not entries:
                     return done
                 for e in entries:
-                    await self._apply(e)
-                    if self.journal.delete(e.id) and e.op == "settle":
-                        self.local.add_pending(e.counters, -e.actual_micro)
+                    await self._apply(e)  # its reply refreshes the local view of its counters
+                    self.journal.delete(e.id)
+                    self.local.replayed(e.id)
                     done += 1
 
     async def close(self) -> None:

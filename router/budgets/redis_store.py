@@ -35,8 +35,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from router.budgets import lua
 from router.budgets.batch import GroupCommit
 from router.budgets.errors import RateLimited, StoreUnavailable
-from router.budgets.journal import Journal, JournalEntry, LocalView, decode_row, encode_row
+from router.budgets.journal import Journal, JournalEntry, decode_row, encode_row
 from router.budgets.lease import LeaseManager, Leases
+from router.budgets.localview import LocalView
 from router.budgets.outbox import Outbox
 from router.budgets.rules import exceeded, matches
 from router.budgets.spec import (
@@ -153,13 +154,14 @@ class RedisStore(BudgetStore):
                 lease_script=client.register_script(lua.LEASE),
                 renew_script=client.register_script(lua.RENEW),
                 on_error=self._mark_down,
+                on_seen=self._seen,
                 errors=UNAVAILABLE,
             )
         self.journal = Journal(journal_path)
         self.local = LocalView()
         for e in self.journal.head(limit=1_000_000):  # spend a crashed run left unreplayed
             if e.op == "settle":
-                self.local.add_pending(e.counters, e.actual_micro)
+                self.local.journaled(e.id, e.counters, e.actual_micro)
         self.outbox = Outbox(
             self.journal,
             self.local,
@@ -211,14 +213,33 @@ class RedisStore(BudgetStore):
     def _unavailable(self) -> StoreUnavailable:
         return self.outbox.unavailable()
 
+    def _seen(self, ckey: str, used: int) -> None:
+        self.local.seen(ckey, used)
+
+    def _check_known(
+        self, budgets: Sequence[BudgetSpec], windows: Sequence[Window], ckeys: Sequence[str]
+    ) -> None:
+        """fail_mode open, Redis down: refuse budgets whose spend this replica does not know."""
+        i = self.local.unknown(ckeys, windows, self.outbox.lost_at)
+        if i >= 0:
+            raise StoreUnavailable(
+                store="redis",
+                reason=f"{self.outbox.reason or 'unreachable'}; no spend known on this replica "
+                f"for budget {budgets[i].key} window {windows[i].id}",
+            )
+
     async def reconcile(self) -> int:
         """Replay the journal into Redis now (also done in the background after an outage)."""
         return await self.outbox.reconcile()
 
     async def _finish_call(self, e: JournalEntry) -> bool:
         """Settle/release ``e`` (in a group commit with concurrent ones); False if the request
-        was already done."""
-        return await self._finisher.submit(e) != b"dup"
+        was already done. The reply's counters refresh the local view."""
+        f = (await self._finisher.submit(e)).split(b" ")
+        skip = 1 if f[0] == b"dup" else 2
+        for i, ck in enumerate(e.counters):
+            self.local.seen(ck, int(f[skip + 2 * i]) + int(f[skip + 1 + 2 * i]))
+        return f[0] != b"dup"
 
     def _finish_args(self, e: JournalEntry) -> tuple[list[str], tuple[str, str, bytes]]:
         keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters, *e.leases]
@@ -293,6 +314,7 @@ class RedisStore(BudgetStore):
                 return self._reserved(res, request_id, budgets, windows, refs, ckeys, items)
         if self.fail_mode == "closed":
             raise self._unavailable()
+        self._check_known(budgets, windows, ckeys)
         return self.local.reserve(
             request_id, budgets, windows, refs, ckeys, [it[:3] for it in items], amount_micro,
             fallback_micro, now, self.reservation_ttl_s,
@@ -316,6 +338,7 @@ class RedisStore(BudgetStore):
             raise self._rate_error(items[int(f[1]) - 1], float(f[2]))
         if tag == "over":
             i = int(f[1]) - 1
+            self.local.seen(ckeys[i], int(f[2]))
             raise exceeded(budgets[i], windows[i], int(f[2]), int(f[3]))
         if tag == "final":
             raise ValueError(f"request {request_id!r} was already {f[1]}")
@@ -334,7 +357,7 @@ class RedisStore(BudgetStore):
     # -- settle and release ----------------------------------------------------------------------
 
     async def _finish_or_journal(
-        self, op: str, reservation: Reservation, actual: int, row: LedgerRow | None
+        self, op: str, reservation: Reservation, actual: int, row: LedgerRow | None, now: float
     ) -> tuple[bool, bool]:
         """Run the finish script, or journal it. Returns (applied, deferred)."""
         rid = reservation.request_id
@@ -358,10 +381,22 @@ class RedisStore(BudgetStore):
                 self._mark_down(e)
             else:
                 return applied, False
-        self.journal.append(op, rid, ckeys, actual, row_ms, blob, leases, consumed)
+        entry_id = self.journal.append(op, rid, ckeys, actual, row_ms, blob, leases, consumed)
         if op == "settle":
-            self.local.add_pending(ckeys, actual)
+            released = self._released(reservation, consumed, now)
+            self.local.journaled(entry_id, ckeys, actual - released)
         return True, True
+
+    @staticmethod
+    def _released(reservation: Reservation, consumed: int, now: float) -> int:
+        """How much of ``reservation``'s hold, counted in Redis (and so in the local view's
+        snapshot), its settle will release there: the part of a lease it consumes, or a live
+        per-request reservation's amount (a local one's hold was only ever local)."""
+        if reservation.leases:
+            return consumed
+        if reservation.local or now >= reservation.expires_at:
+            return 0  # (expired: Redis's sweep may have released it already; count it again)
+        return reservation.amount_micro
 
     async def settle(
         self,
@@ -378,7 +413,8 @@ class RedisStore(BudgetStore):
         if actual_micro < 0:
             raise ValueError("actual_micro must be >= 0")
         row = row.stamped(reservation.time, actual_micro)
-        applied, deferred = await self._finish_or_journal("settle", reservation, actual_micro, row)
+        applied, deferred = await self._finish_or_journal(
+            "settle", reservation, actual_micro, row, _now(now))
         over = max(0, actual_micro - reservation.amount_micro) if applied else 0
         return SettleResult(applied=applied, overshoot_micro=over, deferred=deferred)
 
@@ -400,7 +436,7 @@ class RedisStore(BudgetStore):
             if reservation.leases and self.leasing is not None:
                 self.leasing.finish(reservation.request_id, reservation.leases, 0)
             return True
-        applied, _ = await self._finish_or_journal("release", reservation, 0, row)
+        applied, _ = await self._finish_or_journal("release", reservation, 0, row, _now(now))
         return applied
 
     # -- status, rate limits, expiry -------------------------------------------------------------
@@ -426,6 +462,7 @@ class RedisStore(BudgetStore):
                 return out
         if self.fail_mode == "closed":
             raise self._unavailable()
+        self._check_known(budgets, windows, ckeys)
         self.local.expire(now)
         return [
             BudgetStatus(b, w.id, self.local.used(k), 0, w.reset_at)

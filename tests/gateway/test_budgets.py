@@ -171,6 +171,44 @@ def test_redis_outage_fail_closed(fake: Proc, tmp_path: Path, redis: RedisServer
         gw.stop()
 
 
+def test_redis_outage_fail_open_admits_only_what_was_left(fake: Proc, tmp_path: Path) -> None:
+    """Issue 16 point 1 through the gateway (fail_mode open, leases on by default): 70 of 100
+    requests' worth spent, Redis stopped: exactly the 30 left are served (it served 56-60 when
+    the replica's outage view had not heard of the spend made through its leases)."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    redis = RedisServer(tmp_path, persistent=True)
+    redis.start()
+    limit = 100 * COST
+    cfg = write_config(tmp_path, fake.url, policy=budget_policy(limit), store=redis.url,
+                       extra=f"  fail_mode: open\n  journal_path: {tmp_path}/journal.db")
+    gw = start_gateway(cfg, tmp_path, env=ENV)
+    try:
+        assert asyncio.run(fire([gw], 70)).count(200) == 70
+        redis.stop()
+        results = asyncio.run(fire([gw], 60))
+        assert results.count(200) == 30
+        assert set(results) == {200, "429:budget_exceeded"}
+        redis.start()
+
+        async def settled() -> int:
+            store = open_store(redis.url)
+            try:
+                deadline = time.monotonic() + 15
+                while True:  # the gateway replays its journal once Redis answers
+                    rows = await store.ledger_rows(0, 4e9)
+                    if len(rows) == 100 or time.monotonic() > deadline:
+                        return sum(r.actual_micro for r in rows)
+                    await asyncio.sleep(0.1)
+            finally:
+                await store.close()
+
+        assert asyncio.run(settled()) == limit
+    finally:
+        gw.stop()
+        redis.stop()
+
+
 def test_sigkill_under_load_loses_no_completed_request(fake: Proc, tmp_path: Path) -> None:
     cfg = write_config(tmp_path, fake.url, policy=budget_policy(1_000_000_000),
                        extra="  reservation_ttl_s: 2")
