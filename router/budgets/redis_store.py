@@ -63,6 +63,9 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
+#: How long a lease outlives its replica's last renewal, unless reservations expire sooner.
+DEFAULT_LEASE_TTL_S = 30.0
+
 _RateItem = tuple[str, int, int, RateLimitSpec, str]  # key, per_minute, cost, spec, kind
 
 
@@ -75,7 +78,8 @@ class RedisStore(BudgetStore):
     lost with the process; give a persistent path in production). ``socket_timeout_s``: how long
     a call may wait before Redis counts as unreachable. ``retry_interval_s``: how often a down
     store probes Redis. ``finish_batch``: most settles/releases in one group-committed call
-    (:mod:`router.budgets.batch`).
+    (:mod:`router.budgets.batch`). ``lease_ttl_s`` (leasing on): how long a dead replica's
+    leases hold money, at most ``reservation_ttl_s`` (default: 30 s or that, if smaller).
     """
 
     kind = "redis"
@@ -96,11 +100,15 @@ class RedisStore(BudgetStore):
         max_connections: int = 64,
         lease_fraction: float = 0.0,
         lease_max_micro: int = 0,
-        lease_ttl_s: float = 30.0,
+        lease_ttl_s: float | None = None,
         replica_id: str | None = None,
         finish_batch: int = 64,
     ) -> None:
         super().__init__(timezone=timezone, reservation_ttl_s=reservation_ttl_s)
+        if lease_ttl_s is None:
+            lease_ttl_s = min(DEFAULT_LEASE_TTL_S, self.reservation_ttl_s)
+        elif lease_ttl_s > self.reservation_ttl_s:
+            raise ValueError("lease_ttl_s may not exceed reservation_ttl_s")
         if fail_mode not in ("closed", "open"):
             raise ValueError("fail_mode must be 'closed' or 'open'")
         if not prefix or any(ch in prefix for ch in "{}\n"):
