@@ -43,6 +43,8 @@ class JournalEntry:
     row: bytes  # JSON ledger row, b"" for none
     leases: tuple[str, ...] = ()  # lease keys of a leased reservation
     consumed: int = 0  # µ$ each of those leases gives up to the spend
+    #: The ledger day-sum fields the row adds to (router/budgets/seed.py); None: read the row.
+    fields: tuple[str, ...] | None = None
 
 
 class Journal:

@@ -40,11 +40,13 @@ from router.budgets.lease import LeaseManager, Leases
 from router.budgets.localview import LocalView
 from router.budgets.outbox import Outbox
 from router.budgets.rules import exceeded, matches
+from router.budgets.seed import aggregate_field, row_fields, window_days
 from router.budgets.spec import (
     BudgetSpec,
     BudgetStatus,
     CounterRef,
     LedgerRow,
+    Period,
     RateLimitSpec,
     Reservation,
     SettleResult,
@@ -65,6 +67,9 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 #: How long a lease outlives its replica's last renewal, unless reservations expire sooner.
 DEFAULT_LEASE_TTL_S = 30.0
+
+#: How long a day's ledger sums are kept after the day (a monthly window has 31 days at most).
+DAY_SUMS_KEPT_S = 40 * 86400.0
 
 _RateItem = tuple[str, int, int, RateLimitSpec, str]  # key, per_minute, cost, spec, kind
 
@@ -148,6 +153,7 @@ class RedisStore(BudgetStore):
         self._finisher: GroupCommit[JournalEntry, bytes] = GroupCommit(
             self._finish_many, max_batch=finish_batch)
         self._status = client.register_script(lua.STATUS)
+        self._seed_script = client.register_script(lua.SEED)
         self._expire = client.register_script(lua.EXPIRE)
         self._rate = client.register_script(lua.RATE)
         self.leasing: LeaseManager | None = None
@@ -163,6 +169,7 @@ class RedisStore(BudgetStore):
                 renew_script=client.register_script(lua.RENEW),
                 on_error=self._mark_down,
                 on_seen=self._seen,
+                seed=self._seed,
                 errors=UNAVAILABLE,
             )
         self.journal = Journal(journal_path)
@@ -224,6 +231,27 @@ class RedisStore(BudgetStore):
     def _seen(self, ckey: str, used: int) -> None:
         self.local.seen(ckey, used)
 
+    async def _seed(self, budget: BudgetSpec, window: Window, ckey: str) -> None:
+        """Create ``ckey`` with the ledger's spend of ``budget``'s scope in ``window`` (from
+        the day sums; see router/budgets/seed.py), unless it exists already."""
+        if window.period is Period.TOTAL:
+            sums = [f"{self._p}:a:total"]
+        else:
+            sums = [f"{self._p}:a:{d}" for d in window_days(window, self.calendar.tz)]
+        s, r = (await self._seed_script(keys=[ckey, *sums], args=[aggregate_field(budget)])).split()
+        self.local.seen(ckey, int(s) + int(r))
+
+    async def _seed_missing(
+        self,
+        reply: bytes,
+        budgets: Sequence[BudgetSpec],
+        windows: Sequence[Window],
+        ckeys: Sequence[str],
+    ) -> None:
+        """A script answered "seed i ...": seed those counters (1-based indices)."""
+        for i in (int(x) - 1 for x in reply.split()[1:]):
+            await self._seed(budgets[i], windows[i], ckeys[i])
+
     def _check_known(
         self, budgets: Sequence[BudgetSpec], windows: Sequence[Window], ckeys: Sequence[str]
     ) -> None:
@@ -249,10 +277,19 @@ class RedisStore(BudgetStore):
             self.local.seen(ck, int(f[skip + 2 * i]) + int(f[skip + 1 + 2 * i]))
         return f[0] != b"dup"
 
-    def _finish_args(self, e: JournalEntry) -> tuple[list[str], tuple[str, str, bytes]]:
+    def _finish_args(self, e: JournalEntry) -> tuple[list[str], tuple[str, str, bytes, str]]:
         keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters, *e.leases]
-        head = f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op} {len(e.leases)} {e.consumed}"
-        return keys, (head, e.request_id, e.row)
+        sums, expiry, fields = 0, 0, ""
+        if e.op == "settle" and e.actual_micro > 0 and e.row:  # the day sums seeding reads
+            day = self.calendar.window(Period.DAILY, e.row_ms / 1000)
+            assert day.reset_at is not None
+            keys += [f"{self._p}:a:{day.id}", f"{self._p}:a:total"]
+            sums, expiry = 2, math.ceil(day.reset_at + DAY_SUMS_KEPT_S)
+            names = e.fields if e.fields is not None else row_fields(decode_row(e.row))
+            fields = "\n".join(names)
+        head = (f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op} {len(e.leases)} "
+                f"{e.consumed} {sums} {expiry}")  # fmt: skip
+        return keys, (head, e.request_id, e.row, fields)
 
     async def _finish_many(self, entries: Sequence[JournalEntry]) -> Sequence[bytes]:
         """One call for a batch of settles/releases (FINISH alone, FINISH_MANY for several)."""
@@ -315,7 +352,11 @@ class RedisStore(BudgetStore):
             rates = " ".join(f"{it[1]} {it[2]}" for it in items)
             keys = [self._x, f"{self._p}:r:{request_id}", *ckeys, *(it[0] for it in items)]
             try:
-                res = await self._reserve(keys=keys, args=(head, request_id, limits, rates))
+                while True:
+                    res = await self._reserve(keys=keys, args=(head, request_id, limits, rates))
+                    if not res.startswith(b"seed "):
+                        break
+                    await self._seed_missing(res, budgets, windows, ckeys)
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
@@ -381,7 +422,9 @@ class RedisStore(BudgetStore):
                 consumed = 0
             if consumed:
                 leases = reservation.leases
-        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob, leases, consumed)
+        fields = tuple(row_fields(row)) if row is not None and op == "settle" else ()
+        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob, leases, consumed,
+                             fields)  # fmt: skip
         if self.available:
             try:
                 applied = await self._finish_call(entry)
@@ -457,7 +500,12 @@ class RedisStore(BudgetStore):
         ckeys = [self._ckey(r) for r in refs]
         if self.available:
             try:
-                res = await self._status(keys=[self._x, *ckeys], args=[repr(now), self._dedup_ms])
+                while True:
+                    res = await self._status(keys=[self._x, *ckeys],
+                                             args=[repr(now), self._dedup_ms])  # fmt: skip
+                    if not res.startswith(b"seed "):
+                        break
+                    await self._seed_missing(res, budgets, windows, ckeys)
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
