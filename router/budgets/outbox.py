@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,18 +43,22 @@ class Outbox:
         self.retry_interval_s = retry_interval_s
         self.fail_mode = fail_mode
         self.down = False
-        #: When the store was last marked down (Unix seconds; 0: never).
-        self.lost_at = 0.0
+        #: Since when Redis has been out of reach (Unix seconds); infinity until the first
+        #: outage, i.e. also while a journal left by an earlier run waits to be replayed.
+        self.lost_at = math.inf
         self.reason = ""
         self._task: asyncio.Task[None] | None = None
         self._replaying = asyncio.Lock()
 
     @property
     def available(self) -> bool:
-        """False from a failed call until Redis answers and the journal is replayed."""
-        if not self.down and len(self.journal) and self._task is None:
-            with contextlib.suppress(RuntimeError):  # no running loop: replay on the next call
-                self._start(delay=False)
+        """False from a failed call until Redis answers and the journal is replayed; also while
+        a journal left by an earlier run is being replayed (its spend is not in Redis yet)."""
+        if not self.down and len(self.journal):
+            if self._task is None:
+                with contextlib.suppress(RuntimeError):  # no running loop: on the next call
+                    self._start(delay=False)
+            return False
         return not self.down
 
     def mark_down(self, exc: BaseException) -> None:

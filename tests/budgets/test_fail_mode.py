@@ -316,3 +316,33 @@ async def test_open_refuses_a_budget_whose_spend_it_never_heard_of(
     finally:
         persistent_redis.start()
         await store.close()
+
+
+async def test_a_restarted_replica_admits_nothing_from_redis_before_its_journal_is_in(
+    persistent_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Spend journaled by a replica that stopped during an outage is replayed before the
+    restarted replica admits anything against Redis. Their holds have expired meanwhile (the
+    replica was down longer than the reservation TTL), so until the replay Redis counts none
+    of it: the replica admitted 901 of a 1000 budget at once, racing its own replay of 100."""
+    store = store_on(persistent_redis, tmp_path, "closed")
+    held = [await store.reserve(f"r{i}", [BUDGET], 1, T0) for i in range(100)]
+    persistent_redis.stop()
+    for r in held:
+        assert (await store.settle(r, 1, row(r.request_id))).deferred
+    await store.close()  # Redis still down: the entries stay in the journal file
+    persistent_redis.start()
+
+    again = store_on(persistent_redis, tmp_path, "closed")
+    try:
+        assert len(again.journal) == 100
+        later = T0 + 601  # the holds of r0..r99 have expired
+        with pytest.raises(StoreUnavailable):  # the journal first
+            await again.reserve("x", [BUDGET], 901, later)
+        await wait_available(again)
+        with pytest.raises(BudgetExceeded) as ei:
+            await again.reserve("x", [BUDGET], 901, later)
+        assert ei.value.spent_micro == 100
+        await again.reserve("y", [BUDGET], 900, later)
+    finally:
+        await again.close()
