@@ -5,6 +5,13 @@ request is refused with 429 before any upstream call); after it the actual cost 
 is settled and the ledger row written in the same atomic step; a failed call releases the
 reservation and records a zero-cost row. Every request writes a ledger row, budgets or not.
 
+The worst case includes the prompt as the provider may bill it: where the gateway's count is an
+estimate, its upper bound (:func:`router.tokens.chat_prompt_bound`), never more than the
+model's context window, so a settle on the provider's usage cannot pass a limit the reservation
+kept. What a settle may still exceed (a provider billing more than the bound: images, unusual
+templates, drift of an exact count) is at most the rest of the context window at the input
+price (:attr:`Hold.overshoot_bound_micro`), and is reported.
+
 The policy's near-budget behaviour needs "how much of each budget is used" *before* the choice,
 while the store reports it *after* a reservation: :class:`BudgetView` keeps the fractions from
 this process's latest reservations (one request stale, no extra store call per request).
@@ -12,6 +19,7 @@ this process's latest reservations (one request stale, no extra store call per r
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -39,6 +47,8 @@ from router.costs.pricing import PricedModel
 from router.errors import BudgetExceededError, ServiceUnavailable, TooManyRequests
 from router.metrics import Metrics
 from router.policy import BudgetState, Policy
+
+log = logging.getLogger("router.budgets")
 
 
 def budget_error(exc: BudgetExceeded) -> BudgetExceededError:
@@ -95,10 +105,20 @@ class BudgetView:
 
 @dataclass(slots=True)
 class Hold:
-    """A live reservation and the plan it came from."""
+    """A live reservation and the plan it came from.
+
+    ``model``: the catalogue model it was priced for. ``prompt_tokens``: the prompt tokens
+    reserved (the count, or its bound where the count is an estimate). ``overshoot_bound_micro``:
+    the most a settle of that model can exceed the reservation, i.e. prompt tokens billed beyond
+    those, up to its context window, at its input price (None: the context window is unknown).
+    A fallback to another model is priced as that model, and not bounded by this.
+    """
 
     reservation: Reservation
     plan: ReservePlan
+    model: str = ""
+    prompt_tokens: int = 0
+    overshoot_bound_micro: int | None = None
 
     @property
     def capped_output(self) -> int | None:
@@ -131,14 +151,24 @@ class Accountant:
         max_tokens: int | None,
         n: int,
         task: str | None,
+        *,
+        prompt_bound: int | None = None,
     ) -> Hold:
-        """Reserve this request's worst case on every applicable budget, or raise 429/503."""
+        """Reserve this request's worst case on every applicable budget, or raise 429/503.
+
+        ``prompt_bound``: where ``prompt_tokens`` is an estimate, the most the provider can
+        bill (:func:`router.tokens.chat_prompt_bound`); that is reserved instead, up to the
+        model's context window."""
         budgets, rates = self.applicable(policy, caller)
         price = priced.price
         limit = priced.limits.max_output_tokens or FALLBACK_MAX_OUTPUT_TOKENS
+        window = priced.limits.context_window
+        held = prompt_tokens
+        if prompt_bound is not None and prompt_bound > prompt_tokens:
+            held = prompt_bound if window is None else max(prompt_tokens, min(prompt_bound, window))
         expected = expected_completion_tokens(None, task, prompt_tokens, self.config.costs)
         plan = reservation_amount(
-            prompt_cost_micro=cost_micro(price, prompt_tokens, 0),
+            prompt_cost_micro=cost_micro(price, held, 0),
             output_micro_per_1m=price.output_per_1m_micro * n,
             max_tokens=max_tokens,
             output_limit=limit,
@@ -160,11 +190,21 @@ class Accountant:
             raise ServiceUnavailable(f"The budget store is unavailable: {exc}") from None
         if reservation.status:
             self.view.update(reservation.status)
-        return Hold(reservation, plan)
+        bound = None if window is None else cost_micro(price, max(0, window - held), 0)
+        return Hold(reservation, plan, priced.name, held, bound)
 
     async def settle(self, hold: Hold, actual_micro: int, row: LedgerRow) -> int:
-        """Settle to the actual cost and write the ledger row; returns the overshoot in µ$."""
+        """Settle to the actual cost and write the ledger row; returns the overshoot in µ$
+        (the caller reports it). One above the hold's bound means the catalogue is wrong about
+        the model (its context window or price): logged as an error."""
         result = await self.store.settle(hold.reservation, actual_micro, row)
+        bound = hold.overshoot_bound_micro
+        if bound is not None and result.overshoot_micro > bound and row.model == hold.model:
+            log.error(
+                "request_id=%s model=%s settled %d µ$ above its reservation, past the bound of "
+                "%d µ$ (%d prompt tokens reserved, %d billed): check the catalogue's "
+                "context_window and price", row.request_id, row.model, result.overshoot_micro,
+                bound, hold.prompt_tokens, row.prompt_tokens)  # fmt: skip
         return result.overshoot_micro
 
     async def release(self, hold: Hold, row: LedgerRow) -> None:

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from router.yamlfile import Document, DocumentError, load_file, parse_text, validate
 
@@ -130,6 +138,12 @@ class StoreConfig(_Strict):
     #: memory instead of one Redis round trip per request (0: off). Never passes a limit; the
     #: price is money stranded in another replica's idle lease near the limit (docs/budgets.md).
     lease_fraction: float = Field(0.05, ge=0, le=0.5)
+    #: Redis leasing: how long a replica's lease outlives its last renewal (renewed every third
+    #: of it). A replica that dies leaves its leased money held this long at most; a replica cut
+    #: off from Redis longer than this loses the holds of its requests in flight (they are still
+    #: charged when they settle). Default: the smaller of 30 s and ``reservation_ttl_s``, which
+    #: it may not exceed.
+    lease_ttl_s: float | None = Field(None, ge=1)
     #: Redis fail_mode open: where the outage journal lives (default: next to nothing, memory).
     journal_path: str | None = None
 
@@ -138,6 +152,17 @@ class StoreConfig(_Strict):
     def _scheme(cls, v: str) -> str:
         if not (v.startswith("sqlite://") or v.startswith(("redis://", "rediss://", "unix://"))):
             raise ValueError("store url must start with sqlite:///, redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("lease_ttl_s")
+    @classmethod
+    def _lease_within_reservation(cls, v: float | None, info: ValidationInfo) -> float | None:
+        reservation = info.data.get("reservation_ttl_s")  # declared above: validated first
+        if v is not None and reservation is not None and v > reservation:
+            raise ValueError(
+                f"{v:g} s exceeds reservation_ttl_s ({reservation:g} s): a dead replica's "
+                "leased money would outlive its reservations"
+            )
         return v
 
 

@@ -37,7 +37,13 @@ from router.policy.request import counting_model, parse_task_header
 from router.sse import StreamRelay, error_event
 from router.state import AppState
 from router.streaming import EventStreamResponse
-from router.tokens import count_chat_tokens, count_embedding_input, count_text_tokens
+from router.tokens import (
+    chat_prompt_bound,
+    count_chat_tokens,
+    count_embedding_input,
+    count_text_tokens,
+    embedding_input_bound,
+)
 from router.upstream.base import Endpoint, TransportError
 from router.upstream.dispatch import Dispatched
 from router.validate import check_chat, check_embeddings
@@ -150,6 +156,7 @@ async def handle_chat(
     hold = await state.accountant.reserve(
         out.store_id, out.caller, out.policy, state.catalogue[decision.model],
         out.prompt_tokens, max_tokens, n, decision.task,
+        prompt_bound=chat_prompt_bound(body, state.tokenizers[decision.model]),
     )
     out.hold = hold
     cap = hold.capped_output
@@ -376,8 +383,9 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     priced = state.catalogue[decision.model]
     out.estimate_micro = cost_micro(priced.price, out.prompt_tokens, 0)
     policy = state.policy.current if state.policy is not None else None
-    out.hold = await state.accountant.reserve(out.store_id, out.caller, policy, priced,
-                                              out.prompt_tokens, None, 1, None)
+    out.hold = await state.accountant.reserve(
+        out.store_id, out.caller, policy, priced, out.prompt_tokens, None, 1, None,
+        prompt_bound=embedding_input_bound(body.get("input"), state.tokenizers[decision.model]))
     dispatched = await _call(state, out, decision.chain, "embeddings", body, False)
     response = _complete(state, out, dispatched)
     await _settle(state, out, STATUS_OK)

@@ -128,6 +128,8 @@ def open_budget_store(config: Config) -> BudgetStore:
     options: dict[str, Any] = {}
     if not sc.url.startswith("sqlite"):
         options["lease_fraction"] = sc.lease_fraction
+        if sc.lease_ttl_s is not None:
+            options["lease_ttl_s"] = sc.lease_ttl_s
         if sc.journal_path:
             options["journal_path"] = sc.journal_path
     return open_store(sc.url, timezone=sc.timezone, fail_mode=sc.fail_mode,

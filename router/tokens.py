@@ -18,6 +18,13 @@ calibrated against tiktoken on the 10,000+ labelled prompts of the project's dat
 error 13%). The seed article's rule of thumb (1 汉字 ≈ 2 tokens) fits GPT-3's p50k_base
 (2.45 per character), but over-counts cl100k_base by 36% and o200k_base by 90%.
 
+Where the count is an estimate, budgets reserve an upper bound instead
+(:func:`chat_prompt_bound`): one token per UTF-8 byte of the counted text, the most any
+byte-level BPE tokenizer (GPT, Claude, Llama 3, Qwen, DeepSeek, Mistral's Tekken) can make of
+it, since each of its tokens covers at least one byte; on the project's data set the estimate
+falls short of the real count by up to 2.9x (cl100k, o200k, DeepSeek, Claude 2's tokenizer),
+the byte count never does (0.79 of it at most). See docs/budgets.md.
+
 Nothing here touches the network: tiktoken is pointed at the BPE files litellm ships.
 """
 
@@ -44,6 +51,17 @@ IMAGE_DEFAULT = 765
 #: The estimate's rates (see the module docstring for how they were fitted).
 EST_PER_CJK = 1.35
 EST_PER_OTHER = 0.225
+#: The pseudo-tokenizer of :func:`chat_prompt_bound`: one token per UTF-8 byte.
+UTF8_BYTES = "utf8-bytes"
+#: Tokens a chat template or the provider may add to a request beyond the framing counted here
+#: (3 per message plus its role; Llama 3.1's date header and Qwen's default system prompt are
+#: about 25 more).
+TEMPLATE_ALLOWANCE = 32
+#: Tokens a provider may add when a request has tools: Anthropic's tool-use system prompt is
+#: 264-530 tokens depending on the model and ``tool_choice``.
+TOOLS_ALLOWANCE = 600
+#: Tokens an embedding model may add around each input (BOS/EOS, a prefix).
+EMBEDDING_ALLOWANCE = 4
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -104,11 +122,18 @@ def _name(tokenizer: Tokenizer) -> str:
     return tokenizer if isinstance(tokenizer, str) else tokenizer_for(tokenizer)
 
 
+def utf8_bytes(text: str) -> int:
+    """UTF-8 length of ``text`` (a lone surrogate counts 3 bytes, as U+FFFD would)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 @cache
 def text_counter(tokenizer: str) -> Counter:
     """A function counting the tokens of a string with ``tokenizer`` (loaded once)."""
     if tokenizer == "estimate":
         return estimate_tokens
+    if tokenizer == UTF8_BYTES:
+        return utf8_bytes
     if tokenizer == "deepseek":
         d = _litellm_tokenizer_dir()
         path = d / "deepseek_tokenizer.json" if d else None
@@ -298,6 +323,40 @@ def count_chat_tokens(body: Mapping[str, Any], tokenizer: Tokenizer) -> int:
     if isinstance(tools, list) and tools:
         n += _tools_tokens(tools, count, tokenizer == "o200k_base")
     return n
+
+
+def is_exact(tokenizer: Tokenizer) -> bool:
+    """Does ``tokenizer`` count as the provider bills (tiktoken, DeepSeek's own), rather than
+    estimate? (DeepSeek without its tokenizer file falls back to the estimate.)"""
+    name = _name(tokenizer)
+    if name in ("estimate", UTF8_BYTES):
+        return False
+    return name != "deepseek" or text_counter("deepseek") is not estimate_tokens
+
+
+def chat_prompt_bound(body: Mapping[str, Any], tokenizer: Tokenizer) -> int | None:
+    """The most prompt tokens the provider can bill for a chat request whose count is an
+    estimate; None when ``tokenizer`` counts exactly.
+
+    The request counted as :func:`count_chat_tokens` does, with one token per UTF-8 byte of
+    text (a byte-level BPE's maximum), plus :data:`TEMPLATE_ALLOWANCE` and, with tools,
+    :data:`TOOLS_ALLOWANCE`. Not covered: images (counted at OpenAI's figures) and templates
+    adding more than the allowance; a settle above its reservation reports those.
+    """
+    if is_exact(tokenizer):
+        return None
+    n = count_chat_tokens(body, UTF8_BYTES) + TEMPLATE_ALLOWANCE
+    tools = body.get("tools")
+    return n + TOOLS_ALLOWANCE if isinstance(tools, list) and tools else n
+
+
+def embedding_input_bound(value: Any, tokenizer: Tokenizer) -> int | None:
+    """:func:`chat_prompt_bound` for an embeddings ``input``: None when the count is exact."""
+    if is_exact(tokenizer):
+        return None
+    one = not isinstance(value, list) or all(isinstance(v, int) for v in value)
+    inputs = 1 if one else len(value)
+    return count_embedding_input(value, UTF8_BYTES) + EMBEDDING_ALLOWANCE * inputs
 
 
 def count_text_tokens(text: str, tokenizer: Tokenizer) -> int:

@@ -40,7 +40,8 @@ def open_store(
     remembers forever). Other ``options`` go to the store: SqliteStore(``synchronous``,
     ``busy_timeout_ms``), RedisStore(``prefix``, ``journal_path``, ``socket_timeout_s``,
     ``retry_interval_s``, ``max_connections``, and leasing: ``lease_fraction`` (0: off),
-    ``lease_max_micro``, ``lease_ttl_s``, ``replica_id``).
+    ``lease_max_micro``, ``lease_ttl_s`` (default: 30 s, or ``reservation_ttl_s`` if smaller, which
+    it may not exceed), ``replica_id``).
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":

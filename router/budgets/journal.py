@@ -1,5 +1,5 @@
-"""What a Redis-backed replica keeps for itself: the journal of spend Redis has not seen yet,
-and its local view of budgets for serving through an outage (``fail_mode: open``).
+"""What a Redis-backed replica keeps for itself: the journal of spend Redis has not seen yet
+(its view of budgets for serving through an outage is :mod:`router.budgets.localview`).
 
 The journal is a small SQLite file (or memory): a settle or release that cannot reach Redis is
 appended there *before* the call returns, and replayed through the same idempotent settle
@@ -9,14 +9,12 @@ script when Redis is back. The script marks each request id done, so an entry re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
-from router.budgets.errors import RateLimited
-from router.budgets.rules import choose_amount, gcra
-from router.budgets.spec import BudgetSpec, BudgetStatus, CounterRef, LedgerRow, Reservation, Window
+from router.budgets.spec import LedgerRow
 from router.budgets.sqlitedb import connect
 
 
@@ -45,6 +43,8 @@ class JournalEntry:
     row: bytes  # JSON ledger row, b"" for none
     leases: tuple[str, ...] = ()  # lease keys of a leased reservation
     consumed: int = 0  # µ$ each of those leases gives up to the spend
+    #: The ledger day-sum fields the row adds to (router/budgets/seed.py); None: read the row.
+    fields: tuple[str, ...] | None = None
 
 
 class Journal:
@@ -107,116 +107,3 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
-
-
-@dataclass(slots=True)
-class _LocalHold:
-    amount: int
-    counters: tuple[str, ...]
-    expires_at: float
-
-
-class LocalView:
-    """A replica's own view of its budgets, used only while Redis is unreachable.
-
-    ``used(key)`` = what Redis last told us (settled + reserved) + spend journaled since + money
-    held by local reservations. Without exactness across replicas (each only knows its own
-    spend since the outage) this still stops one replica from spending a whole budget alone.
-    """
-
-    def __init__(self) -> None:
-        self.snapshot: dict[str, int] = {}
-        self.pending: dict[str, int] = {}
-        self.held: dict[str, int] = {}
-        self.holds: dict[str, _LocalHold] = {}
-        self.rates: dict[str, float] = {}
-
-    def seen(self, key: str, used: int) -> None:
-        if len(self.snapshot) > 100_000:
-            self.snapshot.clear()
-        self.snapshot[key] = used
-
-    def used(self, key: str) -> int:
-        return self.snapshot.get(key, 0) + self.pending.get(key, 0) + self.held.get(key, 0)
-
-    def add_pending(self, counters: Sequence[str], amount: int) -> None:
-        for k in counters:
-            v = self.pending.get(k, 0) + amount
-            if v:
-                self.pending[k] = v
-            else:
-                self.pending.pop(k, None)
-
-    def hold(
-        self, request_id: str, counters: Sequence[str], amount: int, expires_at: float
-    ) -> None:
-        self.holds[request_id] = _LocalHold(amount, tuple(counters), expires_at)
-        for k in counters:
-            self.held[k] = self.held.get(k, 0) + amount
-
-    def unhold(self, request_id: str) -> None:
-        h = self.holds.pop(request_id, None)
-        if h is None:
-            return
-        for k in h.counters:
-            v = self.held.get(k, 0) - h.amount
-            if v:
-                self.held[k] = v
-            else:
-                self.held.pop(k, None)
-
-    def expire(self, now: float) -> int:
-        gone = [rid for rid, h in self.holds.items() if h.expires_at <= now]
-        for rid in gone:
-            self.unhold(rid)
-        return len(gone)
-
-    def rate(self, items: Sequence[tuple[str, int, int]], now: float) -> tuple[int, float] | None:
-        """Local GCRA over ``(key, per_minute, cost)``: None (consumed) or (index, wait)."""
-        new: list[tuple[str, float]] = []
-        fail: tuple[int, float] | None = None
-        for j, (key, per, cost) in enumerate(items):
-            ok, tat, wait = gcra(self.rates.get(key), now, cost, per)
-            if ok:
-                new.append((key, tat))
-            elif fail is None or wait > fail[1]:
-                fail = (j, wait)
-        if fail is None:
-            self.rates.update(new)
-        return fail
-
-    def reserve(
-        self,
-        request_id: str,
-        budgets: Sequence[BudgetSpec],
-        windows: Sequence[Window],
-        refs: tuple[CounterRef, ...],
-        ckeys: Sequence[str],
-        rate_items: Sequence[tuple[str, int, int]],
-        amount_micro: int,
-        fallback_micro: int | None,
-        now: float,
-        ttl_s: float,
-        rate_error: Callable[[int, float], RateLimited],
-    ) -> Reservation:
-        """``fail_mode: open`` during an outage: the stores' rules on this replica's view."""
-        self.expire(now)
-        used = [self.used(k) for k in ckeys]
-        hold = self.holds.get(request_id)
-        if hold is not None:  # a retried reserve
-            amount, exp = hold.amount, hold.expires_at
-        else:
-            fail = self.rate(rate_items, now)
-            if fail is not None:
-                raise rate_error(*fail)
-            amount = choose_amount(
-                budgets, windows, used, amount_micro, fallback_micro, degraded=True
-            )
-            exp = now + ttl_s
-            self.hold(request_id, ckeys, amount, exp)
-            used = [u + amount for u in used]
-        status = tuple(
-            BudgetStatus(b, w.id, u, 0, w.reset_at)
-            for b, w, u in zip(budgets, windows, used, strict=True)
-        )
-        return Reservation(request_id, amount, now, exp, refs, status, local=True)

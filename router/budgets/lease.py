@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,8 @@ class LeaseManager:
         renew_script: Callable[..., Any],
         on_error: Callable[[BaseException], None],
         errors: tuple[type[BaseException], ...],
+        on_seen: Callable[[str, int], None] = lambda ckey, used: None,
+        seed: Callable[[BudgetSpec, Window, str], Awaitable[None]],
     ) -> None:
         self.leases = leases
         self._x = expiry_key
@@ -130,6 +132,8 @@ class LeaseManager:
         self._lease = lease_script
         self._renew = renew_script
         self._on_error = on_error
+        self._on_seen = on_seen  # a counter's settled + reserved, as a LEASE reply gave it
+        self._seed = seed  # create a budget window's counter from the ledger (seed.py)
         self._errors = errors
         self._lock = asyncio.Lock()
         self._pending: dict[str, _Pending] = {}
@@ -217,6 +221,8 @@ class LeaseManager:
                 if res[0] == "over":
                     over = (res[1], res[2])
                     break
+                if res[0] == "seed":
+                    await self._seed(budgets[res[1]], windows[res[1]], ckeys[res[1]])
         i, used = over
         lease = self.leases.by_ckey.get(ckeys[i])
         idle = lease.free if lease else 0  # our own idle lease is not spend
@@ -230,8 +236,9 @@ class LeaseManager:
         unit: int,
         now: float,
     ) -> tuple[str, int, int] | None:
-        """Run LEASE for the budgets in ``needs``. None when granted; ("over", index, used) or
-        ("gone", index, 0) otherwise (a gone lease is dropped; the caller retries)."""
+        """Run LEASE for the budgets in ``needs``. None when granted; ("over", index, used),
+        ("gone", index, 0) or ("seed", index, 0) otherwise (a gone lease is dropped; a missing
+        counter is to be seeded; the caller retries)."""
         leases = [self.leases.get_or_new(ckeys[i]) for i, _ in needs]
         keys = [self._x]
         gives = []
@@ -261,8 +268,12 @@ class LeaseManager:
                 lease.held += int(res[1 + 3 * j])
                 lease.spent, lease.reserved = int(res[2 + 3 * j]), int(res[3 + 3 * j])
                 lease.expires_at = now + lv.ttl_s
+                self._on_seen(lease.ckey, lease.spent + lease.reserved)
             self._start_heartbeat()
             return None
+        if res[0] in ("gone", "seed"):  # answered before giving anything back
+            for lease, give in zip(leases, gives, strict=True):
+                lease.held += give
         for lease in leases:
             if lease.held == 0:
                 lv.drop(lease)
@@ -270,6 +281,9 @@ class LeaseManager:
         if res[0] == "gone":
             lv.drop(leases[j])
             return ("gone", needs[j][0], 0)
+        if res[0] == "seed":
+            return ("seed", needs[j][0], 0)
+        self._on_seen(leases[j].ckey, int(res[2]))
         return ("over", needs[j][0], int(res[2]))
 
     # -- finishing, expiry, renewal ----------------------------------------------------------

@@ -9,6 +9,11 @@ do within a slot (see docs/budgets.md). Layout, with ``P = {prefix}``::
     P:x                                 zset  live request ids by expiry time
     P:rl:<scope>:<id>:<kind>            string  GCRA theoretical arrival time (rate limits)
     P:ledger                            stream  one entry per request, field r = JSON array row
+    P:a:<local day> and P:a:total       hash  the ledger's µ$ by scope (g, t:<team>, u:<user>,
+                                              k:<key>), to seed a budget added mid-period
+
+A counter missing when a reserve, lease or status script reads it is not created there: the
+script answers "seed i ..." and the client runs SEED (with the window's day sums), then again.
 
 Times are the callers' Unix seconds (``now``), so tests can move time; a stream entry's id is
 ``max(row time in ms, last id's ms)``, so an id is never earlier than its row's time and a report
@@ -88,7 +93,8 @@ end
 #:       "limit block_zero(0|1)" x n, "per_minute cost" x m (space-separated: fewer arguments
 #:       to encode is most of the client's CPU per call).
 #: Returns one string: "ok amount time expiry s1 r1 ...", "dup amount time expiry s1 r1 ...
-#: \n<counter keys>", "over i used amount", "rate j wait" or "final state".
+#: \n<counter keys>", "over i used amount", "rate j wait", "final state" or "seed i ..." (those
+#: counters do not exist yet: seed them, then call again).
 RESERVE = (
     PRELUDE
     + r"""
@@ -102,8 +108,10 @@ local lim = split(ARGV[3])
 sweep(now, h[3], 1000)
 
 local c = {}
+local missing = {}
 for i = 1, n do
   local v = redis.call('HMGET', KEYS[2 + i], 's', 'r')
+  if not v[1] and not v[2] then missing[#missing + 1] = i end
   c[2 * i - 1] = tonumber(v[1]) or 0
   c[2 * i] = tonumber(v[2]) or 0
 end
@@ -119,6 +127,7 @@ if old[1] then
   return 'dup ' .. old[2] .. ' ' .. old[3] .. ' ' .. old[4] .. ' ' .. counts() .. '\n'
          .. (old[5] or '')
 end
+if #missing > 0 then return 'seed ' .. table.concat(missing, ' ') end
 
 local fj, wait, tats = rate_check(now, 2 + n, split(ARGV[4]), m)
 if fj then return 'rate ' .. fj .. ' ' .. ffmt(wait) end
@@ -162,19 +171,31 @@ return 'ok ' .. fmt(chosen) .. ' ' .. h[1] .. ' ' .. exp .. ' ' .. counts()
 
 #: Settle (op "settle") or release ("release").
 #: KEYS: x, r:<rid>, ledger, counter keys of the reservation (settle only), then the lease keys
-#:       it was made on (leased reservations only).
-#: ARGV: "actual dedup_ms row_time_ms op n_leases consumed", rid, row JSON ('' for none).
+#:       it was made on (leased reservations only), then the day sums the row adds to (its
+#:       local day's, expiring at ``day_expiry`` (Unix s), and total).
+#: ARGV: "actual dedup_ms row_time_ms op n_leases consumed n_sums day_expiry", rid, row JSON
+#:       ('' for none), the day-sum fields ("\n"-separated).
 #: A leased reservation held ``consumed`` (= min(actual, amount)) in each lease: it moves from
 #: the lease (a, and the counter's r) to the counter's s; the rest of the lease stays.
-#: Returns "ok <amount that was reserved in Redis>" or "dup".
+#: Returns "ok <amount that was reserved in Redis>" or "dup", followed by " s r" of each counter
+#: key given (a settle's), as they stand after it: the replica's view for outages.
 _FINISH_FN = r"""
 -- Settle or release one request: K = its keys, A = {head, rid, row} (see FINISH).
 local function finish(K, A)
   local h = split(A[1])
   local nl = tonumber(h[5] or '0')
-  local last = #K - nl
+  local na = tonumber(h[7] or '0')
+  local last = #K - nl - na
+  local function counters()
+    local t = {}
+    for i = 4, last do
+      local v = redis.call('HMGET', K[i], 's', 'r')
+      t[#t + 1] = ' ' .. fmt(tonumber(v[1]) or 0) .. ' ' .. fmt(tonumber(v[2]) or 0)
+    end
+    return table.concat(t)
+  end
   local old = redis.call('HMGET', K[2], 'st', 'a', 'k')
-  if old[1] == 'done' then return 'dup' end
+  if old[1] == 'done' then return 'dup' .. counters() end
   local reserved = 0
   if old[1] == 'live' then
     reserved = tonumber(old[2])
@@ -190,7 +211,7 @@ local function finish(K, A)
       for i = 4, last do redis.call('HINCRBY', K[i], 's', h[1]) end
     end
     if h[6] and h[6] ~= '0' then
-      for i = last + 1, #K do
+      for i = last + 1, last + nl do
         local v = redis.call('HMGET', K[i], 'st', 'k')
         if v[1] == 'live' then  -- an expired or returned lease no longer holds the money
           redis.call('HINCRBY', K[i], 'a', '-' .. h[6])
@@ -198,6 +219,12 @@ local function finish(K, A)
         end
       end
     end
+  end
+  if na > 0 and h[1] ~= '0' then
+    for i = last + nl + 1, #K do
+      for f in string.gmatch(A[4], '[^\n]+') do redis.call('HINCRBY', K[i], f, h[1]) end
+    end
+    redis.call('EXPIREAT', K[last + nl + 1], h[8], 'NX')
   end
   if A[3] ~= '' then
     local ms = tonumber(h[3])
@@ -211,7 +238,7 @@ local function finish(K, A)
   redis.call('DEL', K[2])  -- keep only the state: a tombstone of ~100 bytes
   redis.call('HSET', K[2], 'st', 'done')
   redis.call('PEXPIRE', K[2], h[2])
-  return 'ok ' .. fmt(reserved)
+  return 'ok ' .. fmt(reserved) .. counters()
 end
 """
 
@@ -221,7 +248,7 @@ return finish(KEYS, ARGV)
 
 #: Settle or release several requests in one call (group commit: see ``redis_store``), each
 #: exactly as FINISH would, in order. KEYS: each request's FINISH keys, one after the other.
-#: ARGV: per request, its number of keys, then its three FINISH arguments.
+#: ARGV: per request, its number of keys, then its four FINISH arguments.
 #: Returns FINISH's result per request.
 FINISH_MANY = PRELUDE + _FINISH_FN + r"""
 local out = {}
@@ -230,9 +257,9 @@ while a <= #ARGV do
   local nk = tonumber(ARGV[a])
   local K = {}
   for i = 1, nk do K[i] = KEYS[k + i] end
-  out[#out + 1] = finish(K, {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]})
+  out[#out + 1] = finish(K, {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]})
   k = k + nk
-  a = a + 4
+  a = a + 5
 end
 return out
 """
@@ -247,7 +274,8 @@ return out
 #: amount, so that equal requests leave no unusable fragment), and at least ``need``; nothing
 #: is granted unless every budget has ``need`` free. A lease key that exists but is no longer
 #: live is never revived (the replica starts a new lease).
-#: Returns "ok g1 s1 r1 g2 s2 r2 ..." (r after the grant), "over j used" or "gone j".
+#: Returns "ok g1 s1 r1 g2 s2 r2 ..." (r after the grant), "over j used", "gone j" or "seed j"
+#: (that budget's counter does not exist yet: seed it, then call again).
 LEASE = (
     PRELUDE
     + r"""
@@ -261,6 +289,7 @@ sweep(now, h[6], 1000)
 for j = 1, n do
   local st = redis.call('HGET', KEYS[2 * j + 1], 'st')
   if st and st ~= 'live' then return 'gone ' .. j end
+  if redis.call('EXISTS', KEYS[2 * j]) == 0 then return 'seed ' .. j end
 end
 for j = 1, n do
   local give = tonumber(ln[4 * j - 1])
@@ -345,18 +374,37 @@ return table.concat(out, ' ')
 """
 )
 
-#: KEYS: x, counter keys. ARGV: now, dedup_ms. Returns "s1 r1 s2 r2 ...".
+#: KEYS: x, counter keys. ARGV: now, dedup_ms. Returns "s1 r1 s2 r2 ..." or "seed i ..." (as
+#: RESERVE).
 STATUS = (
     PRELUDE
     + r"""
 sweep(tonumber(ARGV[1]), ARGV[2], 1000)
 local out = {}
+local missing = {}
 for i = 2, #KEYS do
   local v = redis.call('HMGET', KEYS[i], 's', 'r')
+  if not v[1] and not v[2] then missing[#missing + 1] = i - 1 end
   out[#out + 1] = fmt(tonumber(v[1]) or 0)
   out[#out + 1] = fmt(tonumber(v[2]) or 0)
 end
+if #missing > 0 then return 'seed ' .. table.concat(missing, ' ') end
 return table.concat(out, ' ')
+"""
+)
+
+#: Create a budget window's counter, seeded with its scope's spend in the window's day sums
+#: (router/budgets/seed.py), unless it exists already. KEYS: the counter, the day sums (or
+#: the total). ARGV: the day-sum field. Returns "s r" as the counter stands.
+SEED = (
+    PRELUDE
+    + r"""
+local v = redis.call('HMGET', KEYS[1], 's', 'r')
+if v[1] or v[2] then return fmt(tonumber(v[1]) or 0) .. ' ' .. fmt(tonumber(v[2]) or 0) end
+local s = 0
+for i = 2, #KEYS do s = s + (tonumber(redis.call('HGET', KEYS[i], ARGV[1])) or 0) end
+redis.call('HSET', KEYS[1], 's', fmt(s), 'r', '0')
+return fmt(s) .. ' 0'
 """
 )
 

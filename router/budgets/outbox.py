@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from router.budgets.errors import StoreUnavailable
-from router.budgets.journal import Journal, JournalEntry, LocalView
+from router.budgets.journal import Journal, JournalEntry
+from router.budgets.localview import LocalView
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +43,28 @@ class Outbox:
         self.retry_interval_s = retry_interval_s
         self.fail_mode = fail_mode
         self.down = False
+        #: Since when Redis has been out of reach (Unix seconds); infinity until the first
+        #: outage, i.e. also while a journal left by an earlier run waits to be replayed.
+        self.lost_at = math.inf
         self.reason = ""
         self._task: asyncio.Task[None] | None = None
         self._replaying = asyncio.Lock()
 
     @property
     def available(self) -> bool:
-        """False from a failed call until Redis answers and the journal is replayed."""
-        if not self.down and len(self.journal) and self._task is None:
-            with contextlib.suppress(RuntimeError):  # no running loop: replay on the next call
-                self._start(delay=False)
+        """False from a failed call until Redis answers and the journal is replayed; also while
+        a journal left by an earlier run is being replayed (its spend is not in Redis yet)."""
+        if not self.down and len(self.journal):
+            if self._task is None:
+                with contextlib.suppress(RuntimeError):  # no running loop: on the next call
+                    self._start(delay=False)
+            return False
         return not self.down
 
     def mark_down(self, exc: BaseException) -> None:
         if not self.down:
             log.warning("budget store redis unreachable (%s): fail_mode=%s", exc, self.fail_mode)
+            self.lost_at = time.time()
         self.down = True
         self.reason = f"{type(exc).__name__}: {exc}"
         self._start(delay=True)
@@ -96,9 +106,9 @@ class Outbox:
                 if not entries:
                     return done
                 for e in entries:
-                    await self._apply(e)
-                    if self.journal.delete(e.id) and e.op == "settle":
-                        self.local.add_pending(e.counters, -e.actual_micro)
+                    await self._apply(e)  # its reply refreshes the local view of its counters
+                    self.journal.delete(e.id)
+                    self.local.replayed(e.id)
                     done += 1
 
     async def close(self) -> None:

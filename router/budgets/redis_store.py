@@ -35,15 +35,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from router.budgets import lua
 from router.budgets.batch import GroupCommit
 from router.budgets.errors import RateLimited, StoreUnavailable
-from router.budgets.journal import Journal, JournalEntry, LocalView, decode_row, encode_row
+from router.budgets.journal import Journal, JournalEntry, decode_row, encode_row
 from router.budgets.lease import LeaseManager, Leases
+from router.budgets.localview import LocalView
 from router.budgets.outbox import Outbox
 from router.budgets.rules import exceeded, matches
+from router.budgets.seed import aggregate_field, row_fields, window_days
 from router.budgets.spec import (
     BudgetSpec,
     BudgetStatus,
     CounterRef,
     LedgerRow,
+    Period,
     RateLimitSpec,
     Reservation,
     SettleResult,
@@ -62,6 +65,12 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
+#: How long a lease outlives its replica's last renewal, unless reservations expire sooner.
+DEFAULT_LEASE_TTL_S = 30.0
+
+#: How long a day's ledger sums are kept after the day (a monthly window has 31 days at most).
+DAY_SUMS_KEPT_S = 40 * 86400.0
+
 _RateItem = tuple[str, int, int, RateLimitSpec, str]  # key, per_minute, cost, spec, kind
 
 
@@ -74,7 +83,8 @@ class RedisStore(BudgetStore):
     lost with the process; give a persistent path in production). ``socket_timeout_s``: how long
     a call may wait before Redis counts as unreachable. ``retry_interval_s``: how often a down
     store probes Redis. ``finish_batch``: most settles/releases in one group-committed call
-    (:mod:`router.budgets.batch`).
+    (:mod:`router.budgets.batch`). ``lease_ttl_s`` (leasing on): how long a dead replica's
+    leases hold money, at most ``reservation_ttl_s`` (default: 30 s or that, if smaller).
     """
 
     kind = "redis"
@@ -95,11 +105,15 @@ class RedisStore(BudgetStore):
         max_connections: int = 64,
         lease_fraction: float = 0.0,
         lease_max_micro: int = 0,
-        lease_ttl_s: float = 30.0,
+        lease_ttl_s: float | None = None,
         replica_id: str | None = None,
         finish_batch: int = 64,
     ) -> None:
         super().__init__(timezone=timezone, reservation_ttl_s=reservation_ttl_s)
+        if lease_ttl_s is None:
+            lease_ttl_s = min(DEFAULT_LEASE_TTL_S, self.reservation_ttl_s)
+        elif lease_ttl_s > self.reservation_ttl_s:
+            raise ValueError("lease_ttl_s may not exceed reservation_ttl_s")
         if fail_mode not in ("closed", "open"):
             raise ValueError("fail_mode must be 'closed' or 'open'")
         if not prefix or any(ch in prefix for ch in "{}\n"):
@@ -139,6 +153,7 @@ class RedisStore(BudgetStore):
         self._finisher: GroupCommit[JournalEntry, bytes] = GroupCommit(
             self._finish_many, max_batch=finish_batch)
         self._status = client.register_script(lua.STATUS)
+        self._seed_script = client.register_script(lua.SEED)
         self._expire = client.register_script(lua.EXPIRE)
         self._rate = client.register_script(lua.RATE)
         self.leasing: LeaseManager | None = None
@@ -153,13 +168,15 @@ class RedisStore(BudgetStore):
                 lease_script=client.register_script(lua.LEASE),
                 renew_script=client.register_script(lua.RENEW),
                 on_error=self._mark_down,
+                on_seen=self._seen,
+                seed=self._seed,
                 errors=UNAVAILABLE,
             )
         self.journal = Journal(journal_path)
         self.local = LocalView()
         for e in self.journal.head(limit=1_000_000):  # spend a crashed run left unreplayed
             if e.op == "settle":
-                self.local.add_pending(e.counters, e.actual_micro)
+                self.local.journaled(e.id, e.counters, e.actual_micro)
         self.outbox = Outbox(
             self.journal,
             self.local,
@@ -211,19 +228,68 @@ class RedisStore(BudgetStore):
     def _unavailable(self) -> StoreUnavailable:
         return self.outbox.unavailable()
 
+    def _seen(self, ckey: str, used: int) -> None:
+        self.local.seen(ckey, used)
+
+    async def _seed(self, budget: BudgetSpec, window: Window, ckey: str) -> None:
+        """Create ``ckey`` with the ledger's spend of ``budget``'s scope in ``window`` (from
+        the day sums; see router/budgets/seed.py), unless it exists already."""
+        if window.period is Period.TOTAL:
+            sums = [f"{self._p}:a:total"]
+        else:
+            sums = [f"{self._p}:a:{d}" for d in window_days(window, self.calendar.tz)]
+        s, r = (await self._seed_script(keys=[ckey, *sums], args=[aggregate_field(budget)])).split()
+        self.local.seen(ckey, int(s) + int(r))
+
+    async def _seed_missing(
+        self,
+        reply: bytes,
+        budgets: Sequence[BudgetSpec],
+        windows: Sequence[Window],
+        ckeys: Sequence[str],
+    ) -> None:
+        """A script answered "seed i ...": seed those counters (1-based indices)."""
+        for i in (int(x) - 1 for x in reply.split()[1:]):
+            await self._seed(budgets[i], windows[i], ckeys[i])
+
+    def _check_known(
+        self, budgets: Sequence[BudgetSpec], windows: Sequence[Window], ckeys: Sequence[str]
+    ) -> None:
+        """fail_mode open, Redis down: refuse budgets whose spend this replica does not know."""
+        i = self.local.unknown(ckeys, windows, self.outbox.lost_at)
+        if i >= 0:
+            raise StoreUnavailable(
+                store="redis",
+                reason=f"{self.outbox.reason or 'unreachable'}; no spend known on this replica "
+                f"for budget {budgets[i].key} window {windows[i].id}",
+            )
+
     async def reconcile(self) -> int:
         """Replay the journal into Redis now (also done in the background after an outage)."""
         return await self.outbox.reconcile()
 
     async def _finish_call(self, e: JournalEntry) -> bool:
         """Settle/release ``e`` (in a group commit with concurrent ones); False if the request
-        was already done."""
-        return await self._finisher.submit(e) != b"dup"
+        was already done. The reply's counters refresh the local view."""
+        f = (await self._finisher.submit(e)).split(b" ")
+        skip = 1 if f[0] == b"dup" else 2
+        for i, ck in enumerate(e.counters):
+            self.local.seen(ck, int(f[skip + 2 * i]) + int(f[skip + 1 + 2 * i]))
+        return f[0] != b"dup"
 
-    def _finish_args(self, e: JournalEntry) -> tuple[list[str], tuple[str, str, bytes]]:
+    def _finish_args(self, e: JournalEntry) -> tuple[list[str], tuple[str, str, bytes, str]]:
         keys = [self._x, f"{self._p}:r:{e.request_id}", self._ledger, *e.counters, *e.leases]
-        head = f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op} {len(e.leases)} {e.consumed}"
-        return keys, (head, e.request_id, e.row)
+        sums, expiry, fields = 0, 0, ""
+        if e.op == "settle" and e.actual_micro > 0 and e.row:  # the day sums seeding reads
+            day = self.calendar.window(Period.DAILY, e.row_ms / 1000)
+            assert day.reset_at is not None
+            keys += [f"{self._p}:a:{day.id}", f"{self._p}:a:total"]
+            sums, expiry = 2, math.ceil(day.reset_at + DAY_SUMS_KEPT_S)
+            names = e.fields if e.fields is not None else row_fields(decode_row(e.row))
+            fields = "\n".join(names)
+        head = (f"{e.actual_micro} {self._dedup_ms} {e.row_ms} {e.op} {len(e.leases)} "
+                f"{e.consumed} {sums} {expiry}")  # fmt: skip
+        return keys, (head, e.request_id, e.row, fields)
 
     async def _finish_many(self, entries: Sequence[JournalEntry]) -> Sequence[bytes]:
         """One call for a batch of settles/releases (FINISH alone, FINISH_MANY for several)."""
@@ -286,13 +352,18 @@ class RedisStore(BudgetStore):
             rates = " ".join(f"{it[1]} {it[2]}" for it in items)
             keys = [self._x, f"{self._p}:r:{request_id}", *ckeys, *(it[0] for it in items)]
             try:
-                res = await self._reserve(keys=keys, args=(head, request_id, limits, rates))
+                while True:
+                    res = await self._reserve(keys=keys, args=(head, request_id, limits, rates))
+                    if not res.startswith(b"seed "):
+                        break
+                    await self._seed_missing(res, budgets, windows, ckeys)
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
                 return self._reserved(res, request_id, budgets, windows, refs, ckeys, items)
         if self.fail_mode == "closed":
             raise self._unavailable()
+        self._check_known(budgets, windows, ckeys)
         return self.local.reserve(
             request_id, budgets, windows, refs, ckeys, [it[:3] for it in items], amount_micro,
             fallback_micro, now, self.reservation_ttl_s,
@@ -316,6 +387,7 @@ class RedisStore(BudgetStore):
             raise self._rate_error(items[int(f[1]) - 1], float(f[2]))
         if tag == "over":
             i = int(f[1]) - 1
+            self.local.seen(ckeys[i], int(f[2]))
             raise exceeded(budgets[i], windows[i], int(f[2]), int(f[3]))
         if tag == "final":
             raise ValueError(f"request {request_id!r} was already {f[1]}")
@@ -334,7 +406,7 @@ class RedisStore(BudgetStore):
     # -- settle and release ----------------------------------------------------------------------
 
     async def _finish_or_journal(
-        self, op: str, reservation: Reservation, actual: int, row: LedgerRow | None
+        self, op: str, reservation: Reservation, actual: int, row: LedgerRow | None, now: float
     ) -> tuple[bool, bool]:
         """Run the finish script, or journal it. Returns (applied, deferred)."""
         rid = reservation.request_id
@@ -350,7 +422,9 @@ class RedisStore(BudgetStore):
                 consumed = 0
             if consumed:
                 leases = reservation.leases
-        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob, leases, consumed)
+        fields = tuple(row_fields(row)) if row is not None and op == "settle" else ()
+        entry = JournalEntry(0, op, rid, tuple(ckeys), actual, row_ms, blob, leases, consumed,
+                             fields)  # fmt: skip
         if self.available:
             try:
                 applied = await self._finish_call(entry)
@@ -358,10 +432,22 @@ class RedisStore(BudgetStore):
                 self._mark_down(e)
             else:
                 return applied, False
-        self.journal.append(op, rid, ckeys, actual, row_ms, blob, leases, consumed)
+        entry_id = self.journal.append(op, rid, ckeys, actual, row_ms, blob, leases, consumed)
         if op == "settle":
-            self.local.add_pending(ckeys, actual)
+            released = self._released(reservation, consumed, now)
+            self.local.journaled(entry_id, ckeys, actual - released)
         return True, True
+
+    @staticmethod
+    def _released(reservation: Reservation, consumed: int, now: float) -> int:
+        """How much of ``reservation``'s hold, counted in Redis (and so in the local view's
+        snapshot), its settle will release there: the part of a lease it consumes, or a live
+        per-request reservation's amount (a local one's hold was only ever local)."""
+        if reservation.leases:
+            return consumed
+        if reservation.local or now >= reservation.expires_at:
+            return 0  # (expired: Redis's sweep may have released it already; count it again)
+        return reservation.amount_micro
 
     async def settle(
         self,
@@ -378,7 +464,8 @@ class RedisStore(BudgetStore):
         if actual_micro < 0:
             raise ValueError("actual_micro must be >= 0")
         row = row.stamped(reservation.time, actual_micro)
-        applied, deferred = await self._finish_or_journal("settle", reservation, actual_micro, row)
+        applied, deferred = await self._finish_or_journal(
+            "settle", reservation, actual_micro, row, _now(now))
         over = max(0, actual_micro - reservation.amount_micro) if applied else 0
         return SettleResult(applied=applied, overshoot_micro=over, deferred=deferred)
 
@@ -400,7 +487,7 @@ class RedisStore(BudgetStore):
             if reservation.leases and self.leasing is not None:
                 self.leasing.finish(reservation.request_id, reservation.leases, 0)
             return True
-        applied, _ = await self._finish_or_journal("release", reservation, 0, row)
+        applied, _ = await self._finish_or_journal("release", reservation, 0, row, _now(now))
         return applied
 
     # -- status, rate limits, expiry -------------------------------------------------------------
@@ -413,7 +500,12 @@ class RedisStore(BudgetStore):
         ckeys = [self._ckey(r) for r in refs]
         if self.available:
             try:
-                res = await self._status(keys=[self._x, *ckeys], args=[repr(now), self._dedup_ms])
+                while True:
+                    res = await self._status(keys=[self._x, *ckeys],
+                                             args=[repr(now), self._dedup_ms])  # fmt: skip
+                    if not res.startswith(b"seed "):
+                        break
+                    await self._seed_missing(res, budgets, windows, ckeys)
             except UNAVAILABLE as e:
                 self._mark_down(e)
             else:
@@ -426,6 +518,7 @@ class RedisStore(BudgetStore):
                 return out
         if self.fail_mode == "closed":
             raise self._unavailable()
+        self._check_known(budgets, windows, ckeys)
         self.local.expire(now)
         return [
             BudgetStatus(b, w.id, self.local.used(k), 0, w.reset_at)

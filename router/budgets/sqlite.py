@@ -27,6 +27,7 @@ from typing import Any
 
 from router.budgets.errors import RateLimited
 from router.budgets.rules import check_fields, choose_amount, gcra
+from router.budgets.seed import SCOPE_COLUMN
 from router.budgets.spec import (
     GROUP_FIELDS,
     BudgetSpec,
@@ -37,6 +38,7 @@ from router.budgets.spec import (
     Reservation,
     SettleResult,
     SpendRow,
+    Window,
 )
 from router.budgets.sqlitedb import connect, retry_busy, transaction
 from router.budgets.store import BudgetStore, _now, check_request
@@ -161,9 +163,14 @@ class SqliteStore(BudgetStore):
         return freed
 
     @staticmethod
-    def _counters(c: sqlite3.Cursor, counters: Sequence[CounterRef]) -> list[tuple[int, int]]:
+    def _counters(
+        c: sqlite3.Cursor,
+        counters: Sequence[CounterRef],
+        budgets: Sequence[BudgetSpec],
+        windows: Sequence[Window],
+    ) -> list[tuple[int, int]]:
         """(spent, reserved) of each counter, in one statement (statements, not rows, are
-        what a reserve pays for)."""
+        what a reserve pays for); a missing one is created, seeded from the ledger."""
         if not counters:
             return []
         values = ",".join("(?,?)" for _ in counters)
@@ -176,7 +183,36 @@ class SqliteStore(BudgetStore):
                 args,
             )
         }
-        return [found.get(ref, (0, 0)) for ref in counters]
+        out = []
+        for ref, b, w in zip(counters, budgets, windows, strict=True):
+            v = found.get(ref)
+            if v is None:
+                v = (SqliteStore._seed(c, ref, b, w), 0)
+            out.append(v)
+        return out
+
+    @staticmethod
+    def _seed(c: sqlite3.Cursor, ref: CounterRef, budget: BudgetSpec, window: Window) -> int:
+        """Create the counter ``ref`` with the ledger's spend of its scope in its window, if
+        the budget is new; a budget with counters of earlier windows starts a new window at 0
+        (see router/budgets/seed.py)."""
+        known = c.execute("SELECT 1 FROM counters WHERE budget = ? LIMIT 1", (ref[0],)).fetchone()
+        if known is not None:
+            c.execute("INSERT INTO counters (budget, win) VALUES (?, ?)", ref)
+            return 0
+        sql = "SELECT COALESCE(SUM(actual_micro), 0) FROM ledger WHERE time >= ?"
+        args: list[Any] = [window.start]
+        if window.reset_at is not None:
+            sql += " AND time < ?"
+            args.append(window.reset_at)
+        column = SCOPE_COLUMN[budget.scope]
+        if column is not None:
+            sql += f" AND {column} = ?"
+            args.append(budget.scope_id)
+        (spent,) = c.execute(sql, args).fetchone()
+        c.execute("INSERT INTO counters (budget, win, spent, reserved) VALUES (?, ?, ?, 0)",
+                  (*ref, spent))  # fmt: skip
+        return int(spent)
 
     @staticmethod
     def _consume_rate(
@@ -237,7 +273,7 @@ class SqliteStore(BudgetStore):
                 raise ValueError(f"request {request_id!r} was already {old[0]}")
             if old is None and rate_limits:
                 self._consume_rate(c, rate_limits, tokens, now)
-            vals = self._counters(c, counters)
+            vals = self._counters(c, counters, budgets, windows)
             if old is not None:  # a retried reserve: the reservation stands, reserve nothing
                 amount, t0, exp, counters = old[1], old[2], old[3], decode_counters(old[4])
                 added = 0
@@ -329,7 +365,7 @@ class SqliteStore(BudgetStore):
         windows, counters = self._windows(budgets, now)
         with self._tx() as c:
             self._sweep(c, now)
-            vals = self._counters(c, counters)
+            vals = self._counters(c, counters, budgets, windows)
         return [
             BudgetStatus(b, w.id, s, r, w.reset_at)
             for b, w, (s, r) in zip(budgets, windows, vals, strict=True)

@@ -99,14 +99,17 @@ async def test_open_serves_locally_and_reconciles_exactly_once(
 
         r2 = await store.reserve("r2", [BUDGET], 300, T0)
         assert r2.local
-        assert (await store.settle(r2, 250, row("r2"))).deferred
-        assert (await store.settle(r0, 150, row("r0"))).deferred
-        # the local view: Redis's last word (300 used) + 400 journaled since
+        assert (await store.settle(r2, 250, row("r2"), now=T0)).deferred
+        assert (await store.settle(r0, 150, row("r0"), now=T0)).deferred
+        # the local view: Redis's last word (100 settled + r0's 200 held) + r2's 250 + r0's 150
+        # in place of its hold: exactly what Redis will hold once the journal is replayed
         (st,) = await store.budget_status([BUDGET], T0)
-        assert st.spent_micro == 700
+        assert st.spent_micro == 500
         with pytest.raises(BudgetExceeded) as ei:
-            await store.reserve("r3", [BUDGET], 301, T0)
-        assert ei.value.degraded
+            await store.reserve("r3", [BUDGET], 501, T0)
+        assert ei.value.degraded and ei.value.spent_micro == 500
+        r3 = await store.reserve("r3", [BUDGET], 500, T0)  # what is left, to the last µ$
+        await store.release(r3)
         rl = [RateLimitSpec(Scope.KEY, "k", requests_per_minute=1)]
         await store.check_rate(rl, now=T0)
         with pytest.raises(RateLimited):
@@ -146,8 +149,13 @@ async def test_journal_survives_a_replica_restart(
     again = store_on(persistent_redis, tmp_path, "open")
     try:
         assert len(again.journal) == 1
-        (st,) = await again.budget_status([BUDGET], T0)  # down: local view counts it
-        assert st.spent_micro == 400
+        # down, and this process has had no word from Redis on the budget: its spend is
+        # unknown (the journal holds only this replica's part), so nothing is admitted on it
+        with pytest.raises(StoreUnavailable) as ei:
+            await again.reserve("r2", [BUDGET], 1, T0)
+        assert "no spend known" in ei.value.reason
+        with pytest.raises(StoreUnavailable):
+            await again.budget_status([BUDGET], T0)
         persistent_redis.start()
         await wait_available(again)
         (st,) = await again.budget_status([BUDGET], T0)
@@ -184,3 +192,157 @@ async def test_leases_keep_serving_exactly_through_an_outage(
         assert (st.spent_micro, st.reserved_micro) == (400, 0)
     finally:
         await check.close()
+
+
+# -- fail_mode open: what a replica may admit during an outage (docs/budgets.md, "Outages") ------
+
+LIMIT, COST = 100_000, 1_000
+TEAM_T = BudgetSpec(Scope.TEAM, "t", Period.MONTHLY, LIMIT)
+
+
+def open_store(srv: RedisServer, path: Path, lease_fraction: float, prefix: str) -> RedisStore:
+    return RedisStore(srv.url, fail_mode="open", prefix=prefix, journal_path=str(path),
+                      socket_timeout_s=0.2, retry_interval_s=0.05,
+                      lease_fraction=lease_fraction)  # fmt: skip
+
+
+async def spend(store: RedisStore, tag: str, n: int) -> None:
+    for i in range(n):
+        r = await store.reserve(f"{tag}{i}", [TEAM_T], COST)
+        await store.settle(r, COST, LedgerRow(f"{tag}{i}", "m", team="t"))
+
+
+async def admit_until_refused(store: RedisStore, tag: str) -> int:
+    """Reserve and settle COST until refused (at most 200): how many were admitted."""
+    for i in range(200):
+        try:
+            r = await store.reserve(f"{tag}{i}", [TEAM_T], COST)
+        except BudgetExceeded as e:
+            assert e.degraded or not store.available
+            return i
+        await store.settle(r, COST, LedgerRow(f"{tag}{i}", "m", team="t"))
+    return 200
+
+
+def idle_lease(store: RedisStore) -> int:
+    """Money this replica's leases hold and no request uses (it may spend it, exactly)."""
+    assert store.leasing is not None
+    return sum(lease.free for lease in store.leasing.leases.by_ckey.values())
+
+
+@pytest.mark.parametrize("lease_fraction", [0.05, 0.0])
+async def test_open_admits_only_what_was_free_before_the_outage(
+    persistent_redis: RedisServer, tmp_path: Path, lease_fraction: float
+) -> None:
+    """Issue 16 point 1, the store-level reproduction: 90 × 1,000 µ$ of a 100,000 µ$ budget
+    settled, Redis stopped, reserving goes on: exactly the 10 left are admitted, with leases
+    (it was 100: the local view never heard of the spend made through leases) or without."""
+    store = open_store(persistent_redis, tmp_path / "j.db", lease_fraction, "o1")
+    try:
+        await spend(store, "a", 90)
+        persistent_redis.stop()
+        assert await admit_until_refused(store, "b") == 10
+        assert len(store.journal) == 10
+        persistent_redis.start()
+        await wait_available(store)
+        (st,) = await store.budget_status([TEAM_T])
+        assert st.spent_micro == LIMIT
+        assert sum(r.actual_micro for r in await store.ledger_rows(0, 4e9)) == LIMIT
+    finally:
+        await store.close()
+
+
+async def test_open_two_replicas_each_admit_what_they_last_saw_free(
+    persistent_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Two replicas with leases: during the outage each admits exactly its idle lease money plus
+    what was free in Redis at its own last call (a settle): here 30 requests' worth left and 61
+    admitted (a last heard from Redis before b's last request), where the issue saw 88-111."""
+    a = open_store(persistent_redis, tmp_path / "a.db", 0.05, "o2")
+    b = open_store(persistent_redis, tmp_path / "b.db", 0.05, "o2")
+    observer = RedisStore(persistent_redis.url, prefix="o2")  # reads Redis, not a's or b's view
+    try:
+        for i in range(35):
+            await spend(a, f"a{i}-", 1)
+            (sa,) = await observer.budget_status([TEAM_T])
+            await spend(b, f"b{i}-", 1)
+            (sb,) = await observer.budget_status([TEAM_T])
+        idle_a, idle_b = idle_lease(a), idle_lease(b)
+        assert sb.used_micro == 70_000 + idle_a + idle_b
+        persistent_redis.stop()
+        ok_a = await admit_until_refused(a, "x")
+        ok_b = await admit_until_refused(b, "y")
+        assert ok_a == (LIMIT - sa.used_micro + idle_a) // COST
+        assert ok_b == (LIMIT - sb.used_micro + idle_b) // COST
+        # the bound: (replicas - 1) × what was free at the outage, plus what the others spent
+        # after a replica's last call (here b's last request, after a's last call)
+        free = LIMIT - sb.used_micro  # b's view is Redis's at the outage
+        stale = sb.used_micro - sa.used_micro
+        assert stale == COST
+        assert 70_000 + (ok_a + ok_b) * COST - LIMIT == (2 - 1) * free + stale
+        persistent_redis.start()
+        await wait_available(a)
+        await wait_available(b)
+        (st,) = await a.budget_status([TEAM_T])
+        assert st.spent_micro == 70_000 + (ok_a + ok_b) * COST
+        assert sum(r.actual_micro for r in await a.ledger_rows(0, 4e9)) == st.spent_micro
+    finally:
+        await a.close()
+        await b.close()
+        await observer.close()
+
+
+async def test_open_refuses_a_budget_whose_spend_it_never_heard_of(
+    persistent_redis: RedisServer, tmp_path: Path
+) -> None:
+    store = open_store(persistent_redis, tmp_path / "j.db", 0.05, "o3")
+    other = BudgetSpec(Scope.TEAM, "other", Period.MONTHLY, LIMIT)
+    daily = BudgetSpec(Scope.TEAM, "t", Period.DAILY, 5 * COST)
+    try:
+        await spend(store, "a", 1)
+        persistent_redis.stop()
+        await spend(store, "b", 1)  # known: served
+        with pytest.raises(StoreUnavailable) as ei:  # never seen: its spend may be anything
+            await store.reserve("c", [TEAM_T, other], COST)
+        assert "team:other:monthly" in ei.value.reason
+        # a window that began after Redis was lost cannot hold spend made through Redis: from 0
+        tomorrow = time.time() + 86_400
+        r = await store.reserve("d", [daily], 5 * COST, tomorrow)
+        assert r.local
+        with pytest.raises(BudgetExceeded) as e2:
+            await store.reserve("e", [daily], 1, tomorrow)
+        assert e2.value.degraded and e2.value.spent_micro == 5 * COST
+        await store.release(r)
+    finally:
+        persistent_redis.start()
+        await store.close()
+
+
+async def test_a_restarted_replica_admits_nothing_from_redis_before_its_journal_is_in(
+    persistent_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Spend journaled by a replica that stopped during an outage is replayed before the
+    restarted replica admits anything against Redis. Their holds have expired meanwhile (the
+    replica was down longer than the reservation TTL), so until the replay Redis counts none
+    of it: the replica admitted 901 of a 1000 budget at once, racing its own replay of 100."""
+    store = store_on(persistent_redis, tmp_path, "closed")
+    held = [await store.reserve(f"r{i}", [BUDGET], 1, T0) for i in range(100)]
+    persistent_redis.stop()
+    for r in held:
+        assert (await store.settle(r, 1, row(r.request_id))).deferred
+    await store.close()  # Redis still down: the entries stay in the journal file
+    persistent_redis.start()
+
+    again = store_on(persistent_redis, tmp_path, "closed")
+    try:
+        assert len(again.journal) == 100
+        later = T0 + 601  # the holds of r0..r99 have expired
+        with pytest.raises(StoreUnavailable):  # the journal first
+            await again.reserve("x", [BUDGET], 901, later)
+        await wait_available(again)
+        with pytest.raises(BudgetExceeded) as ei:
+            await again.reserve("x", [BUDGET], 901, later)
+        assert ei.value.spent_micro == 100
+        await again.reserve("y", [BUDGET], 900, later)
+    finally:
+        await again.close()

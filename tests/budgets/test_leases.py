@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
 from router.budgets import BudgetExceeded, BudgetSpec, LedgerRow, Period, Scope
 from router.budgets.redis_store import RedisStore
+from router.config import ConfigError, config_from_text
 from tests.budgets.conftest import RedisServer
 from tests.budgets.test_processes import kill_after, run_burst
 
@@ -209,3 +211,59 @@ async def test_a_lowered_limit_applies_to_leased_money_at_once(redis_server: Red
         assert st.spent_micro == 150
     finally:
         await s.close()
+
+
+@pytest.mark.parametrize(("store_yaml", "ttl"), [
+    ("reservation_ttl_s: 6", 6.0),  # by default a lease never outlives a reservation...
+    ("reservation_ttl_s: 600\n  lease_ttl_s: 4", 4.0),  # ...and store.lease_ttl_s sets it
+])  # fmt: skip
+async def test_a_killed_replicas_leases_free_their_money_after_the_configured_ttl(
+    persistent_redis: RedisServer, tmp_path: Path, store_yaml: str, ttl: float
+) -> None:
+    """Issue 16 point 3: a replica opened from config.yaml as the gateway opens it is SIGKILLed
+    under load; Redis is restarted meanwhile. Its leases keep their money until at most the
+    configured TTL after the kill (it was 30 s whatever reservation_ttl_s said), and not a
+    moment longer."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"store:\n  url: {persistent_redis.url}\n  {store_yaml}\n"
+                   "policy: null\nmodels: {}\n")  # fmt: skip
+    _, settled = kill_after({"config": str(cfg), "limit": 10**12, "cost": 1000,
+                             "concurrency": 8, "tag": "K", "stuck": True}, n=50)  # fmt: skip
+    killed_at = time.time()
+    assert len(settled) >= 50
+    persistent_redis.stop()
+    persistent_redis.start()
+    budget = BudgetSpec(Scope.TEAM, "shared", Period.TOTAL, 10**12)
+    s = RedisStore(persistent_redis.url)
+    try:
+        c = redis.Redis.from_url(persistent_redis.url)
+        try:
+            held = c.zrange("{router}:x", 0, -1, withscores=True)
+        finally:
+            c.close()
+        assert held and all(k.startswith(b"L.") for k, _ in held)  # the dead replica's leases
+        last = max(score for _, score in held)
+        # renewed every ttl/3 until the kill: they expire within ttl of it
+        assert killed_at + ttl * 2 / 3 - 1 < last <= killed_at + ttl
+        (st,) = await s.budget_status([budget], last - 0.01)
+        assert st.reserved_micro > 0
+        (st,) = await s.budget_status([budget], last + 0.01)
+        assert st.reserved_micro == 0
+        rows = await s.ledger_rows(0, 4e9)
+        assert st.spent_micro == sum(r.actual_micro for r in rows)
+        assert not [rid for rid in settled if rid not in {r.request_id for r in rows}]
+    finally:
+        await s.close()
+
+
+def test_a_lease_ttl_above_the_reservation_ttl_is_refused_naming_the_key() -> None:
+    text = ("store:\n  url: redis://127.0.0.1:1/0\n  reservation_ttl_s: 60\n  lease_ttl_s: 90\n"
+            "policy: null\nmodels: {}\n")  # fmt: skip
+    with pytest.raises(ConfigError) as ei:
+        config_from_text(text, "config.yaml", {})
+    assert "config.yaml:4: store.lease_ttl_s: 90 s exceeds reservation_ttl_s (60 s)" in str(
+        ei.value
+    )
+    with pytest.raises(ValueError):
+        RedisStore("redis://127.0.0.1:1/0", reservation_ttl_s=60, lease_fraction=0.1,
+                   lease_ttl_s=90)  # fmt: skip

@@ -5,7 +5,9 @@
     python -m tests.budgets.worker load CONFIG_JSON    reserve/settle forever with C tasks,
                                                        print "settled <id>" after each settle
 
-CONFIG_JSON: {"url", "options", "limit", "cost", "n", "concurrency", "tag"}.
+CONFIG_JSON: {"url", "options", "limit", "cost", "n", "concurrency", "tag"}; or, instead of
+"url" and "options", "config": a config.yaml whose store section opens the store as the gateway
+does (router.state.open_budget_store).
 """
 
 from __future__ import annotations
@@ -15,7 +17,23 @@ import json
 import sys
 from typing import Any
 
-from router.budgets import BudgetExceeded, BudgetSpec, LedgerRow, Period, Scope, open_store
+from router.budgets import (
+    BudgetExceeded,
+    BudgetSpec,
+    BudgetStore,
+    LedgerRow,
+    Period,
+    Scope,
+    open_store,
+)
+from router.config import load_config
+from router.state import open_budget_store
+
+
+def store_of(cfg: dict[str, Any]) -> BudgetStore:
+    if "config" in cfg:
+        return open_budget_store(load_config(cfg["config"], env={}))
+    return open_store(cfg["url"], **cfg["options"])
 
 
 def budgets(cfg: dict[str, Any]) -> list[BudgetSpec]:
@@ -23,7 +41,7 @@ def budgets(cfg: dict[str, Any]) -> list[BudgetSpec]:
 
 
 async def burst(cfg: dict[str, Any]) -> None:
-    store = open_store(cfg["url"], **cfg["options"])
+    store = store_of(cfg)
     b = budgets(cfg)
     print("ready", flush=True)
     sys.stdin.readline()  # start together with the other process
@@ -44,7 +62,7 @@ async def burst(cfg: dict[str, Any]) -> None:
 
 
 async def load(cfg: dict[str, Any]) -> None:
-    store = open_store(cfg["url"], **cfg["options"])
+    store = store_of(cfg)
     b = budgets(cfg)
     counter = iter(range(10**9))
 

@@ -18,6 +18,7 @@ then return data.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import subprocess
@@ -31,6 +32,7 @@ from typing import Any
 import openai
 import pytest
 
+from router.budgets import Period, open_store, window_of
 from tests.budgets.conftest import REDIS_SERVER, RedisServer
 from tests.deploy.support import (
     DEPLOY,
@@ -63,8 +65,8 @@ HELLO = [{"role": "user", "content": "Say hello"}]
 #: only return data when something is wrong, so their expression is run without its threshold
 #: comparison (``x > 0.05`` -> ``x``).
 FIRING = {
-    "RouterBudgetNearlySpent",    # team ads weekly: 2 requests of a 2.25-request budget (89%)
-    "RouterBudgetExhausted",      # key limited daily: 2 requests of a 2-request budget (100%)
+    "RouterBudgetNearlySpent",    # team ads weekly: 2 requests more of 2.25 (89-99%)
+    "RouterBudgetExhausted",      # key limited daily: 2 requests more of 2 (100%)
     "RouterHighErrorRate",        # 502 (broken-alone) and 503 (Redis down): ~10% of requests
     "RouterBudgetStoreErrors",    # Redis stopped
     "RouterPolicyReloadFailed",   # an invalid policy edit
@@ -121,6 +123,21 @@ def _wait_metric(gw: Proc, text: str, timeout: float = 10) -> None:
                 return
         assert time.monotonic() < deadline, f"{text!r} not in {gw.url}/metrics:\n{gw.log()}"
         time.sleep(0.1)
+
+
+def _ledger_spend(url: str, period: Period, **filters: str) -> int:
+    """The ledger's spend in the current window of ``period`` (µ$), filtered."""
+
+    async def spend() -> int:
+        store = open_store(url)
+        try:
+            w = window_of(period, time.time(), store.calendar.tz)
+            rows = await store.ledger_query(w.start, w.reset_at or 4e9, (), filters)
+            return rows[0].actual_micro if rows else 0
+        finally:
+            await store.close()
+
+    return asyncio.run(spend())
 
 
 def _call(fn: Any, **kwargs: Any) -> int:
@@ -216,10 +233,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         statuses += _traffic(a_tests, a_limited, b_app)
 
         # A policy edit adding budgets for key "limited" (2 requests' worth, daily) and team
-        # "ads" (2.25 requests' worth, weekly): reloaded without a restart.
+        # "ads" (2.25 requests' worth, weekly): reloaded without a restart. A budget added
+        # mid-period starts from what the ledger holds for its scope (the key's requests above,
+        # all of team ads'), so the limits are that plus the requests' worth.
+        prior = _ledger_spend(redis.url, Period.DAILY, key="limited")
+        prior_team = _ledger_spend(redis.url, Period.WEEKLY, team="ads")
         _write_atomically(dir_a / "policy.yaml", budgets(
-            f"    ads: {{weekly: {{limit_usd: {2.25 * cost / 1e6:.6f}}}}}\n"
-            f"  keys:\n    limited: {{daily: {{limit_usd: {2 * cost / 1e6:.6f}}}}}\n"))
+            f"    ads: {{weekly: {{limit_usd: {(prior_team + 2.25 * cost) / 1e6:.6f}}}}}\n"
+            f"  keys:\n    limited: {{daily: {{limit_usd: {(prior + 2 * cost) / 1e6:.6f}}}}}\n"))
         # both worker processes of A reloaded (each counts its own reload)
         _wait_metric(a, 'router_policy_reloads_total{result="ok"} 2.0')
         limited = [_call(a_limited.chat.completions.create, model="gpt-4o-mini", max_tokens=10,
@@ -244,7 +265,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         prom.wait_for("router_store_errors_total")
         _scraped_once_more(prom)
         _scraped_once_more(prom)
-        yield Stack(prom, a, b, cost, {"statuses": statuses, "limited": limited, "down": down})
+        yield Stack(prom, a, b, cost, {"statuses": statuses, "limited": limited, "down": down,
+                                       "prior": prior})
     finally:
         for thing in reversed(started):
             thing.stop()
@@ -367,14 +389,15 @@ def test_alert_rules_evaluate_and_the_expected_ones_fire(stack: Stack) -> None:
 
 def test_money_adds_up_in_prometheus(stack: Stack) -> None:
     """Spend in Prometheus (µ$ counters summed over replicas) equals the key budget's gauge:
-    the limited key spent exactly two requests of the measured cost, the limit."""
+    the limited key spent exactly two requests of the measured cost on top of what it spent
+    before its budget existed (the budget started from that), the limit."""
     q = stack.prom.query
     spent = q('sum(router_spend_microdollars_total{key="limited", model="gpt-4o-mini"})')
-    # The key also sent plain requests (HELLO) before its budget existed: count only what the
-    # budget saw, which the gauge reports.
     gauge = q('max(router_budget_spent_microdollars{scope="key", scope_id="limited"})')
     limit = q('max(router_budget_limit_microdollars{scope="key", scope_id="limited"})')
-    assert float(gauge[0]["value"][1]) == float(limit[0]["value"][1]) == 2 * stack.cost_micro
-    assert float(spent[0]["value"][1]) >= 2 * stack.cost_micro
+    expect = stack.traffic["prior"] + 2 * stack.cost_micro
+    assert stack.traffic["prior"] > 0
+    assert float(gauge[0]["value"][1]) == float(limit[0]["value"][1]) == expect
+    assert float(spent[0]["value"][1]) == expect
     days = q('router_budget_seconds_to_exhaustion{scope="key", scope_id="limited"}')
     assert days and float(days[0]["value"][1]) == 0.0
