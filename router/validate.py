@@ -72,6 +72,36 @@ def model_field(body: dict[str, Any]) -> str:
     return model
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _check_parts(parts: list[Any], i: int) -> None:
+    """Content parts are objects with a string ``type`` (as OpenAI requires): counting and
+    classifying dispatch on it."""
+    for j, part in enumerate(parts):
+        where = f"messages[{i}].content[{j}]"
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"'{where}' must be an object, not a {_json_type(part)}.",
+                                 param=where)
+        kind = part.get("type")
+        if kind is None:
+            raise InvalidRequest(f"Missing required parameter: '{where}.type'.",
+                                 param=f"{where}.type")
+        if not isinstance(kind, str):
+            raise InvalidRequest(f"'{where}.type' must be a string, not a {_json_type(kind)}.",
+                                 param=f"{where}.type")
+
+
 def check_chat(body: dict[str, Any]) -> tuple[str, bool, int | None, int]:
     """Check a chat-completions body; return (model, stream, max_tokens, n)."""
     model = model_field(body)
@@ -84,13 +114,16 @@ def check_chat(body: dict[str, Any]) -> tuple[str, bool, int | None, int]:
         if not isinstance(message, dict):
             raise InvalidRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
+            got = repr(role) if isinstance(role, str) else f"a {_json_type(role)}"
             raise InvalidRequest(
-                f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}; got {role!r}.",
+                f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}; got {got}.",
                 param=f"messages[{i}].role",
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if isinstance(content, list):
+            _check_parts(content, i)
+        elif content is not None and not isinstance(content, str):
             raise InvalidRequest(
                 f"'messages[{i}].content' must be a string or an array of content parts.",
                 param=f"messages[{i}].content",
