@@ -46,3 +46,16 @@ def test_classifier_reads_a_part_with_an_unhashable_type() -> None:
 
     assert content_text([{"type": {}, "text": "x"}, {"type": [], "text": "y"}]) == ""
     assert extract([{"role": "user", "content": [{"type": {"a": 1}, "text": "x"}]}]).main == ""
+
+
+def test_a_body_litellm_cannot_translate_is_a_400_not_a_connection_failure(gateway: Proc) -> None:
+    """litellm reports its own failure to translate a request (here a KeyError: a system
+    message without content, for Anthropic) as a connection error; nothing was sent, so it is
+    the request's fault (400), not an unreachable upstream (502) to retry or hold against the
+    model's health. Found by the fuzzer (tests/gateway/test_fuzz.py)."""
+    status, headers, payload = post(gateway, CHAT, {"model": "claude-fake",
+                                                    "messages": [{"role": "system"}]})
+    assert status == 400, payload
+    err = assert_openai_error(payload, "invalid_request_error")
+    assert "could not be translated for anthropic" in err["message"]
+    assert headers["x-router-attempts"] == "1"
