@@ -130,13 +130,28 @@ def error(status: int, message: str, kind: str = "server_error", code: str | Non
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
+@web.middleware
+async def _reject_unreadable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A body this fake cannot read (a parameter of the wrong type, say ``tools: 5``) gets a 400
+    in OpenAI's shape, as OpenAI answers malformed parameters, never a 500 (which the gateway
+    would rightly retry as an upstream failure)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        return error(400, f"Invalid request body (fake upstream: {type(exc).__name__}).",
+                     "invalid_request_error")
+
+
 class Fake:
     def __init__(self) -> None:
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self.fail_counts: dict[str, int] = collections.defaultdict(int)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_reject_unreadable])
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.anthropic)
@@ -312,7 +327,10 @@ class Fake:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         if inputs and all(isinstance(x, int) for x in inputs):
             inputs = [inputs]
-        dims = int(body.get("dimensions") or 8)
+        dims = body.get("dimensions") or 8
+        if not isinstance(dims, int) or not 1 <= dims <= 3072:  # as OpenAI's range check
+            return error(400, "Invalid 'dimensions': must be an integer from 1 to 3072.",
+                         "invalid_request_error")
         as_base64 = body.get("encoding_format") == "base64"
         data, tokens = [], 0
         for i, item in enumerate(inputs):
