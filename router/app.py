@@ -36,6 +36,7 @@ from router.errors import (
 )
 from router.metrics import render
 from router.pipeline import Outcome, handle_chat, handle_embeddings
+from router.slow_bodies import BodyGuard
 from router.state import AppState, build_state
 from router.upstream.base import Transport
 from router.validate import parse_json_object, read_body
@@ -122,18 +123,35 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
 class GatewayApp:
     """The ASGI app: hot POST paths go straight to their handler, the rest to FastAPI."""
 
-    def __init__(self, api: FastAPI, hot: dict[str, Endpoint]) -> None:
+    def __init__(self, api: FastAPI, hot: dict[str, Endpoint],
+                 current: Callable[[], AppState | None]) -> None:
         self.api = api
         self.hot = hot
+        self.current = current
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.hot.get(scope["path"])
-            if endpoint is not None:
-                response = await endpoint(Request(scope, receive))
-                await response(scope, receive, send)
-                return
-        await self.api(scope, receive, send)
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        state = self.current()
+        guard = None
+        if state is not None:  # bodies get a deadline and a cap per client (slow_bodies.py)
+            server = state.config.server
+            guard = BodyGuard(scope, receive, send, state.pending_bodies,
+                              timeout_s=server.body_timeout_s,
+                              cap=server.max_pending_bodies_per_client)
+            receive, send = guard.receive, guard.send
+        try:
+            if scope["method"] == "POST":
+                endpoint = self.hot.get(scope["path"])
+                if endpoint is not None:
+                    response = await endpoint(Request(scope, receive))
+                    await response(scope, receive, send)
+                    return
+            await self.api(scope, receive, send)
+        finally:
+            if guard is not None:
+                guard.release()
 
 
 def create_app(
@@ -251,7 +269,7 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return error_response(GatewayError("Internal error in the gateway."))
 
-    return GatewayApp(app, hot)
+    return GatewayApp(app, hot, current)
 
 
 async def _publish_budgets_forever(state: AppState, every_s: float = 5.0) -> None:

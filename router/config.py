@@ -110,6 +110,12 @@ class ServerConfig(_Strict):
     retry_backoff_max_s: float = Field(8.0, ge=0)
     #: Trust an incoming ``x-request-id`` header (e.g. from a load balancer) instead of minting one.
     trust_request_id: bool = True
+    #: A request body must have arrived in full this many seconds after the request's headers;
+    #: else 408 and the connection is closed (router/slow_bodies.py).
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    #: Requests of one client address that may be waiting for their body at once (per worker
+    #: process); more are refused at once with 429. 0: no cap.
+    max_pending_bodies_per_client: int = Field(16, ge=0)
 
 
 class StoreConfig(_Strict):

@@ -25,6 +25,7 @@ from router.costs.pricing import PricedModel, resolve_catalogue
 from router.metrics import Metrics
 from router.policy import PolicyReloader, ReloadEvent, default_policy_path
 from router.policy.request import Classify, load_classifier
+from router.slow_bodies import PendingBodies
 from router.tokens import configure_offline, text_counter, tokenizer_for
 from router.upstream.base import Target, Transport, build_target
 from router.upstream.dispatch import Dispatcher
@@ -55,6 +56,8 @@ class AppState:
     dynamic_keys: DynamicKeys | None = None
     #: Models that cannot be called from here (model -> why): routes pass over them.
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: Requests per client address still waiting for their body (router/slow_bodies.py).
+    pending_bodies: PendingBodies = field(default_factory=PendingBodies)
 
     async def aclose(self) -> None:
         if self.policy is not None:

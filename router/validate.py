@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 
-from router.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
+from router.errors import ClientDisconnected, InvalidRequest, MalformedJSON, PayloadTooLarge
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -21,7 +22,16 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes: up front when the declared
-    ``content-length`` is over it, else as soon as what has arrived is."""
+    ``content-length`` is over it, else as soon as what has arrived is. A client that leaves
+    while sending it raises :class:`ClientDisconnected` (nothing to answer; logged)."""
+    try:
+        return await _read_body(request, limit)
+    except ClientDisconnect:
+        raise ClientDisconnected("The client closed the connection while sending the request "
+                                 "body.") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
