@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 
 from router.errors import ClientDisconnected, InvalidRequest, MalformedJSON, PayloadTooLarge
+from router.upstream.wire import SURROGATE_ESCAPE, parse_lone_surrogates
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -55,7 +56,12 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
+        if not SURROGATE_ESCAPE.search(raw):
+            raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
+        try:  # a lone surrogate escape, as JavaScript writes half an emoji (upstream/wire.py)
+            body = parse_lone_surrogates(raw)
+        except ValueError:
+            raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {type(body).__name__}.")
     return body

@@ -225,3 +225,17 @@ def test_fuzz_any_bytes_or_json_value(http: httpx.Client, path: str, raw: bytes)
 def test_fuzz_cut_and_mutated_json(http: httpx.Client, data: st.DataObject,
                                    body: dict[str, Any]) -> None:
     check(http, "/v1/chat/completions", _cut(data, _dumps(body)))
+
+
+with_surrogates = st.text(alphabet=st.characters(categories=["Cs", "L", "So"]), max_size=12)
+
+
+@fuzz(40)
+@given(body=chat_body, text=with_surrogates, path=st.sampled_from(
+    ["/v1/chat/completions", "/v1/route"]))
+def test_fuzz_lone_surrogates(http: httpx.Client, body: dict[str, Any], text: str,
+                              path: str) -> None:
+    """Strings with lone surrogates, written as ``\\udXXX`` escapes (as JavaScript does)."""
+    body["messages"][0]["content"] = text
+    body["user"] = text
+    check(http, path, json.dumps(body, ensure_ascii=True).encode())
