@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -107,6 +108,8 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
             return response
         except GatewayError as exc:
             if out is not None and state is not None:
+                if out.decision is None and isinstance(exc, ServiceUnavailable):
+                    _nothing_callable(state, exc)
                 observe.finish(state.metrics, out, exc)
             else:
                 log.warning("request_id=%s status=%d error=%s message=%r",
@@ -294,6 +297,16 @@ def _on_sighup(callback: Callable[[], None]) -> None:
         log.debug("SIGHUP reload not available here")
 
 
+def _nothing_callable(state: AppState, exc: ServiceUnavailable) -> None:
+    """A 503 raised before any model was chosen is the routing finding no model it may use
+    callable now (keys unset, circuits open: ``state.unavailable``): retrying at once cannot
+    help, so say so to the SDKs (which otherwise retry a 503 twice), and when to try again."""
+    exc.headers.setdefault("x-should-retry", "false")
+    wait = state.health.retry_in(state.unavailable)
+    if wait is not None:
+        exc.headers.setdefault("retry-after", str(max(1, math.ceil(wait))))
+
+
 def _model_cards(state: AppState) -> list[dict[str, Any]]:
     cards: list[dict[str, Any]] = []
     created = 1_700_000_000
@@ -307,11 +320,15 @@ def _model_cards(state: AppState) -> list[dict[str, Any]]:
         cards.append({"id": name, "object": "model", "created": created, "owned_by": "router",
                       "router": info})
     for name, priced in state.catalogue.items():
-        info = priced.metadata()
-        del info["id"]
-        info["available"] = state.targets[name].missing_key is None
+        meta = priced.metadata()
+        del meta["id"]
+        why = state.unavailable.get(name)
+        meta["available"] = why is None
+        meta["unavailable_reason"] = why
+        if state.health.enabled:
+            meta["circuit"] = state.health.status(name)
         cards.append({"id": name, "object": "model", "created": created,
-                      "owned_by": priced.config.provider, "router": info})
+                      "owned_by": priced.config.provider, "router": meta})
     return cards
 
 

@@ -96,6 +96,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CircuitBreakerConfig(_Strict):
+    """Passive health per model (router/upstream/health.py): failed attempts open a circuit."""
+
+    #: Consecutive failed attempts on a model (no HTTP answer: refused, reset, timed out; or a
+    #: 5xx) that open its circuit: routes and fallbacks pass over it. 0 turns circuits off.
+    failure_threshold: int = Field(5, ge=0, le=1000)
+    #: How long a circuit stays open before one request may probe the model (half-open).
+    cooldown_s: float = Field(30.0, gt=0, le=86400)
+    #: Each failed probe doubles the cool-down, up to this.
+    max_cooldown_s: float = Field(300.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CircuitBreakerConfig:
+        if self.max_cooldown_s < self.cooldown_s:
+            raise ValueError("max_cooldown_s must be at least cooldown_s")
+        return self
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -116,6 +134,8 @@ class ServerConfig(_Strict):
     #: Requests of one client address that may be waiting for their body at once (per worker
     #: process); more are refused at once with 429. 0: no cap.
     max_pending_bodies_per_client: int = Field(16, ge=0)
+    #: Passive health of each model: when to stop calling it for a while.
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
 
 
 class StoreConfig(_Strict):

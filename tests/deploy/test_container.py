@@ -99,6 +99,10 @@ def test_every_copied_file_exists_and_is_in_the_build_context() -> None:
 # ----------------------------------------------------------------------------- deploy/config.yaml
 
 STORE = {"ROUTER_STORE_URL": "redis://redis:6379/0"}
+#: Run from another directory, ``python -m router`` must still import this checkout's router
+#: (not another editable install of the package).
+CHECKOUT = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                          if p)}
 
 
 def test_container_config_needs_its_store_and_has_no_development_key() -> None:
@@ -120,7 +124,8 @@ def test_router_serve_takes_0000_with_the_container_config_not_with_the_dev_key(
     res = subprocess.run([sys.executable, "-m", "router", "serve", "--config",
                           str(REPO / "config.yaml"), "--host", "0.0.0.0",
                           "--port", str(free_port())],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, **CHECKOUT})
     assert res.returncode == 2 and "refusing to listen on 0.0.0.0" in res.stderr
     with socket.socket() as held:
         held.bind(("0.0.0.0", 0))  # bound, never listening
@@ -129,7 +134,7 @@ def test_router_serve_takes_0000_with_the_container_config_not_with_the_dev_key(
             [sys.executable, "-m", "router", "serve", "--config", str(DEPLOY / "config.yaml"),
              "--host", "0.0.0.0", "--port", str(port)],
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**os.environ, "ROUTER_STORE_URL": "redis://127.0.0.1:9/0",
+            env={**os.environ, **CHECKOUT, "ROUTER_STORE_URL": "redis://127.0.0.1:9/0",
                  "ROUTER_POLICY": str(REPO / "policies"), "ROUTER_KEY_APP": "sk-test-app",
                  "ROUTER_JOURNAL_PATH": str(tmp_path / "journal.db"), "PYTHONPATH": str(REPO)})
     out = res.stdout + res.stderr
