@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -194,7 +195,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served below, only when server.api_docs is on
     )
     app.include_router(admin_router)
 
@@ -220,9 +221,31 @@ def create_app(
         return JSONResponse({"status": "ready", "models": len(state.targets)})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(state: State) -> Response:
+    async def metrics(request: Request, state: State) -> Response:
+        state.metrics_auth.check(request.headers)
         body, content_type = render(state.metrics)
         return Response(body, media_type=content_type)
+
+    # The schema lists the admin API too: served only with server.api_docs (the config is read
+    # in the lifespan, after the routes exist, hence the check per request).
+    def api_docs(request: Request, state: AppState) -> None:
+        if not state.config.server.api_docs:
+            raise NotFound(f"Unknown path {request.url.path}.")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request, state: State) -> Response:
+        api_docs(request, state)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request, state: State) -> Response:
+        api_docs(request, state)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="federated-router")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request, state: State) -> Response:
+        api_docs(request, state)
+        return get_redoc_html(openapi_url="/openapi.json", title="federated-router")
 
     @app.get("/v1/models")
     async def list_models(request: Request, state: State) -> dict[str, Any]:

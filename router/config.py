@@ -114,6 +114,16 @@ class CircuitBreakerConfig(_Strict):
         return self
 
 
+class MetricsAuthConfig(_Strict):
+    """``GET /metrics`` needs ``Authorization: Bearer <token>`` (it shows spend per key alias
+    and team); Prometheus sends it (``authorization`` in a scrape config, or a ServiceMonitor's
+    ``authorization``)."""
+
+    #: Environment variable holding the token. Unset when the gateway starts: every scrape is
+    #: refused (401) and the log says why.
+    token_env: str = Field("ROUTER_METRICS_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -136,6 +146,11 @@ class ServerConfig(_Strict):
     max_pending_bodies_per_client: int = Field(16, ge=0)
     #: Passive health of each model: when to stop calling it for a while.
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    #: Require a bearer token on ``GET /metrics`` (null: open, fine on a loopback address).
+    metrics_auth: MetricsAuthConfig | None = None
+    #: Serve the OpenAPI schema and its viewers (/openapi.json, /docs, /redoc). Off: they list
+    #: the admin API to anyone who asks.
+    api_docs: bool = False
 
 
 class StoreConfig(_Strict):

@@ -18,7 +18,7 @@ from typing import Any
 from router import observe
 from router.accounting import Accountant
 from router.admin.keys import DynamicKeys, dynamic_keys_for
-from router.auth import KeyRing
+from router.auth import KeyRing, MetricsAuth
 from router.budgets import BudgetStore, open_store
 from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
@@ -55,6 +55,8 @@ class AppState:
     ready: bool = False
     #: Keys created through the admin API (also consulted by ``keys``).
     dynamic_keys: DynamicKeys | None = None
+    #: Who may read GET /metrics (server.metrics_auth).
+    metrics_auth: MetricsAuth = field(default_factory=lambda: MetricsAuth(None, required=False))
     #: Passive health of each model (circuits), fed by the dispatcher's attempts.
     health: Health = field(default_factory=lambda: Health(0, 1.0, 1.0))
     #: Models that cannot be called from here now (model -> why): their key variable is unset,
@@ -135,10 +137,22 @@ def build_state(
         classify_fast=_without_signals(classify),
         dynamic_keys=dynamic_keys,
         health=health,
+        metrics_auth=_metrics_auth(config, env_map),
         unavailable=Unavailable(
             {name: f"{t.missing_key} is not set in the gateway's environment"
              for name, t in targets.items() if t.missing_key}, health),
     )
+
+
+def _metrics_auth(config: Config, env: Mapping[str, str]) -> MetricsAuth:
+    settings = config.server.metrics_auth
+    if settings is None:
+        return MetricsAuth(None, required=False)
+    token = env.get(settings.token_env) or None
+    if token is None:
+        log.warning("server.metrics_auth: %s is not set: every GET /metrics is refused (401)",
+                    settings.token_env)
+    return MetricsAuth(token, required=True, token_env=settings.token_env)
 
 
 def open_budget_store(config: Config) -> BudgetStore:

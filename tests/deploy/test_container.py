@@ -213,6 +213,16 @@ def test_compose_prometheus_config_is_valid_in_its_container_layout(tmp_path: Pa
     etc.mkdir(parents=True)
     shutil.copy(DEPLOY / "prometheus" / "prometheus.yml", etc / "prometheus.yml")
     shutil.copytree(DEPLOY / "prometheus" / "rules", etc / "rules")
+    # the metrics token, where compose mounts its secret: the file prometheus.yml names
+    prom = compose()["services"]["prometheus"]
+    (secret,) = prom["secrets"]
+    assert compose()["secrets"][secret["source"]] == {"environment": "ROUTER_METRICS_TOKEN"}
+    target = Path(secret["target"])
+    prom_cfg = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in prom_cfg["scrape_configs"] if j["job_name"] == "federated-router"]
+    assert target == Path("/etc/prometheus") / job["authorization"]["credentials_file"]
+    (tmp_path / target.relative_to("/")).write_text("token\n")
+    assert "ROUTER_METRICS_TOKEN" in compose()["services"]["gateway"]["environment"]
     assert PROMTOOL is not None
     res = subprocess.run([PROMTOOL, "check", "config", str(etc / "prometheus.yml")],
                          capture_output=True, text=True, timeout=60)
@@ -226,5 +236,6 @@ def test_docker_compose_config_when_the_cli_has_compose(tmp_path: Path) -> None:
         pytest.skip("docker compose is not installed (checked statically above)")
     res = subprocess.run([docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
                          capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "ROUTER_KEY_APP": "x"})
+                         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "ROUTER_KEY_APP": "x",
+                              "ROUTER_METRICS_TOKEN": "y"})
     assert res.returncode == 0, res.stderr
