@@ -189,7 +189,7 @@ def _dumps(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-@fuzz(300)
+@fuzz(200)
 @given(body=mutated(chat_body), task=task_header)
 def test_fuzz_chat_bodies(http: httpx.Client, body: dict[str, Any], task: str | None) -> None:
     check(http, "/v1/chat/completions", _dumps(body), {"x-router-task": task} if task else None)
