@@ -77,3 +77,14 @@ def attempt(metrics: Metrics, a: Attempt, retry: bool) -> None:
     if a.outcome != "ok":
         reason = a.outcome.replace(" ", "_")
         metrics.child(metrics.upstream_errors, a.model, reason).inc()
+
+
+def circuit(metrics: Metrics, model: str, state: int, opened: bool) -> None:
+    """A model's circuit changed state (router.upstream.health's observer)."""
+    metrics.child(metrics.circuit_state, model).set(state)
+    if opened:
+        metrics.child(metrics.circuit_opened, model).inc()
+        log.warning("model=%s circuit open: routing passes over it until a probe succeeds",
+                    model)
+    elif state == 0:
+        log.info("model=%s circuit closed: a probe succeeded", model)

@@ -367,7 +367,7 @@ def piechart_type() -> Any:
 # ----------------------------------------------------------------------------- Gateway health
 
 HEALTH_HELP = ("Traffic, errors, latency and the gateway's own overhead; upstream failures, "
-               "retries and fallbacks; budget-store errors and policy reloads.")
+               "retries, fallbacks and circuits; budget-store errors and policy reloads.")
 
 
 def gateway_health() -> db.Dashboard:
@@ -441,6 +441,16 @@ def gateway_health() -> db.Dashboard:
           query(rate(M.fallbacks, ["from_model", "to_model"], **t),
                 "{{from_model}} → {{to_model}}"), w=8,
           description="Requests per second answered by a fallback model.")
+    p.add(ts("Circuits by model (0 closed, 1 half-open, 2 open)", "short"),
+          query(f"max by (model) ({sel(M.circuit_state, model='~$model', **t)})", "{{model}}"),
+          w=12, description="A model whose consecutive failures reached "
+                            "server.circuit_breaker.failure_threshold is open: routing and "
+                            "fallbacks pass over it until a probe after the cool-down succeeds. "
+                            "The worst state among the replicas (each keeps its own).")
+    p.add(ts("Circuit openings by model", "short", bars=True),
+          query(rate(M.circuit_opened, ["model"], model="~$model", **t, fn="increase"),
+                "{{model}}"), w=12,
+          description="Circuits opened (failures reached the threshold, or a probe failed).")
 
     p.row("Budget store and policy")
     p.add(ts("Budget-store errors by operation", "short", bars=True),
