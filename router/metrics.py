@@ -102,8 +102,10 @@ class Metrics:
         self.circuit_opened = counter("upstream_circuit_opened", "Times a model's circuit "
                                       "opened: consecutive failures reached the threshold, or "
                                       "a probe failed.", ("model",))
-        self.classifications = counter("classifications", "Classifier outcomes by task and "
-                                       "confidence band.", ("task", "band"))
+        self.classifications = counter("classifications", "Classifier outcomes by task, "
+                                       "confidence band and difficulty band (easy, medium, "
+                                       "hard; none: not estimated).",
+                                       ("task", "band", "difficulty"))
         self.policy_reloads = counter("policy_reloads", "Policy reload attempts by result "
                                       "(ok, error).", ("result",))
         self.store_errors = counter("store_errors", "Budget-store operations that failed.",

@@ -17,6 +17,7 @@ from router.metrics import Metrics, confidence_band
 if TYPE_CHECKING:
     from router.budgets import LedgerRow
     from router.pipeline import Outcome
+    from router.policy.difficulty import DifficultyGuess
     from router.upstream.dispatch import Attempt
 
 log = logging.getLogger("router.request")
@@ -66,8 +67,10 @@ def spent(metrics: Metrics, row: LedgerRow) -> None:
     m.child(m.reference_spend, team, key, task).inc(row.reference_micro)
 
 
-def classified(metrics: Metrics, task: str, confidence: float) -> None:
-    metrics.child(metrics.classifications, task, confidence_band(confidence)).inc()
+def classified(metrics: Metrics, task: str, confidence: float,
+               difficulty: DifficultyGuess | None = None) -> None:
+    band = difficulty.band if difficulty is not None else "none"
+    metrics.child(metrics.classifications, task, confidence_band(confidence), band).inc()
 
 
 def attempt(metrics: Metrics, a: Attempt, retry: bool) -> None:

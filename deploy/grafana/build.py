@@ -326,6 +326,18 @@ def llm_cost() -> db.Dashboard:
     p.add(ts("Classifier outcomes", "reqps", stacked=True),
           query(rate(M.classifications, ["task", "band"]), "{{task}} {{band}}"), w=6,
           description="Requests classified per second, by task and confidence band.")
+    p.add(ts("Routing mix by difficulty: requests by task and difficulty band", "reqps",
+             stacked=True),
+          query(rate(M.classifications, ["task", "difficulty"]), "{{task}} {{difficulty}}"),
+          w=12, description="Requests per second by task class and the difficulty band the "
+                            "estimate put them in (easy, medium, hard; none: the policy has no "
+                            "difficulty section). Easy prompts may go below their task's bar, "
+                            "hard ones need more (docs/policy.md).")
+    p.add(piechart.Panel().title("Difficulty mix over the range").unit("short")
+          .pie_type(piechart_type())
+          .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)),
+          query(increase(M.classifications, ["task", "difficulty"]),
+                "{{task}} {{difficulty}}", instant=True), w=12)
 
     p.row("Budgets")
     used = f"{per_budget(M.budget_spent)} / {per_budget(M.budget_limit)}"
