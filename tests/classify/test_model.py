@@ -50,6 +50,9 @@ def test_recorded_held_out_figures_meet_targets() -> None:
     held = META["held_out"]
     for lang in ("en", "zh"):
         assert held["per_language"][lang]["balanced_accuracy"] >= 0.92, lang
+        assert held["per_language"][lang]["confident_error_rate"] <= 0.02, lang
+    assert len(held["per_source"]) >= 15  # sources held out one at a time
+    assert held["confident_error_rate"] <= 0.02
     # calibration: in every well-populated band, accuracy is not far below the confidence
     for band in held["reliability"]:
         if band["n"] >= 200:
