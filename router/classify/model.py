@@ -154,7 +154,8 @@ class LinearModel:
             if len(mstarts):
                 mat = Material(len(mstarts), mnumbers,
                                f.cue_ids(mbody, f.cue_hits(mkeys, mbody)), len(material))
-                w = self.hashed.take(np.bitwise_xor(mbody, f.material_xor))
+                # (fancy indexing, not take: ``hashed`` is a strided view, which take copies)
+                w = self.hashed[np.bitwise_xor(mbody, f.material_xor)]
                 zm = float(w.sum()) / math.sqrt(len(w))
                 n += len(mstarts)
         if not n:
