@@ -251,9 +251,10 @@ def to_chat(body: dict[str, Any], stream: bool, max_tokens: int | None
 
 
 def responses_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A chat-shaped usage in the Responses shape (cache writes count as input tokens)."""
-    prompt, completion, cached, _, reasoning = usage_parts(usage)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+    """A chat-shaped usage in the Responses shape (cache reads and writes are input tokens)."""
+    prompt, completion, cached, write, reasoning = usage_parts(usage)
+    return {"input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": write},
             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": prompt + completion}
 
@@ -263,10 +264,11 @@ def chat_usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
     details = usage.get("input_tokens_details")
     out_details = usage.get("output_tokens_details")
     cached = count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    write = count(details.get("cache_write_tokens")) if isinstance(details, dict) else 0
     reasoning = count(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) \
         else 0
     return chat_usage(count(usage.get("input_tokens")), count(usage.get("output_tokens")),
-                      cached, 0, reasoning)
+                      cached, write, reasoning)
 
 
 def new_id(prefix: str = "resp_") -> str:
