@@ -103,9 +103,8 @@ async def unavailable_for(state: AppState, face: Face, req: FaceRequest,
     """``state.unavailable`` with the models that cannot serve ``req`` (see the module doc)."""
     extra = state.serving.cannot_serve(req.api, req)
     pin = await face.pin(state, req, caller)
-    if pin:
-        for name, why in pin.items():
-            extra.setdefault(name, why)
+    if pin:  # the more precise reason where both apply
+        extra.update(pin)
     return merged(state.unavailable, extra)
 
 
