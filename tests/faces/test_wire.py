@@ -92,7 +92,7 @@ def test_messages_request_to_chat_keeps_system_images_tools_and_results() -> Non
                     {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True,
                      "content": [{"type": "text", "text": "timeout"}]},
                     {"type": "text", "text": "And tomorrow?"}]}]}
-    model, stream, max_tokens = messages_wire.check(body)
+    _, stream, max_tokens = messages_wire.check(body)
     chat, missing = messages_wire.to_chat(body, stream, max_tokens)
     assert missing == ()
     assert chat["messages"] == [
@@ -214,7 +214,7 @@ def test_responses_request_to_chat_with_a_tool_result_turn() -> None:
                 {"type": "function_call", "call_id": "call_1", "name": "get_weather",
                  "arguments": '{"city":"Paris"}'},
                 {"type": "function_call_output", "call_id": "call_1", "output": "18C"}]}
-    model, stream, max_tokens = responses_wire.check(body)
+    _, stream, max_tokens = responses_wire.check(body)
     chat, missing = responses_wire.to_chat(body, stream, max_tokens)
     assert missing == ()
     assert chat["messages"] == [
@@ -281,7 +281,7 @@ def test_truncated_answers_are_incomplete() -> None:
 
 def test_completions_round_trip() -> None:
     body = {"model": "m", "prompt": ["Once upon"], "logprobs": 2, "stop": "\n"}
-    model, stream, max_tokens, n = completions.check(body)
+    _, stream, max_tokens, _ = completions.check(body)
     assert max_tokens == completions.DEFAULT_MAX_TOKENS
     chat, missing = completions.to_chat(body, stream, max_tokens)
     assert missing == ()
