@@ -355,7 +355,9 @@ async def _relay(
                 await face.completed(state, req, out, relay.response_id)
                 _first_byte(out)
                 yield relay.release()
-        if not relay.done:
+        if relay.upstream_failed:  # its own error event was relayed; charged for what ran
+            out.status, out.error = 502, "upstream ended the stream with an error event"
+        elif not relay.done:
             out.status, out.error = 502, "upstream ended the stream before its last event"
             yield relay.error_event(UpstreamError(f"{out.served_by} ended the stream early"))
     except TransportError as exc:

@@ -37,6 +37,8 @@ class StreamRelay:
 
     #: Chat completions have no id the gateway keeps.
     response_id: str | None = None
+    #: A chat stream has no error event of its own to end with.
+    upstream_failed = False
 
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self.strip_usage_chunk = strip_usage_chunk

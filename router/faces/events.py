@@ -137,6 +137,8 @@ class Translator(Protocol):
 class TranslatingRelay:
     """A chat-completions stream from the upstream, relayed as another API's events."""
 
+    upstream_failed = False
+
     def __init__(self, translator: Translator) -> None:
         self.inner = StreamRelay(strip_usage_chunk=True)
         self.translator = translator

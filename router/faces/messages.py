@@ -49,9 +49,8 @@ def _on_start(relay: EventRelay, data: dict[str, Any]) -> None:
         if isinstance(message.get("id"), str):
             relay.response_id = message["id"]
         usage = message.get("usage")
-        if isinstance(usage, dict):
-            relay.state["usage"] = dict(usage)
-            relay.usage = chat_usage_of(usage)
+        if isinstance(usage, dict):  # the input side; the output is known at message_delta (a
+            relay.state["usage"] = dict(usage)  # stream cut before it is counted from its text)
 
 
 def _on_delta(relay: EventRelay, data: dict[str, Any]) -> None:

@@ -22,6 +22,11 @@ Endpoint = Literal["chat/completions", "embeddings", "responses", "messages",
                    "messages/count_tokens", "completions"]
 
 
+#: Where a provider reached through litellm for chat serves its own API natively (the gateway
+#: passes Messages requests straight to Anthropic).
+NATIVE_API_BASES = {"anthropic": "https://api.anthropic.com"}
+
+
 def endpoint_url(api_base: str | None, endpoint: Endpoint) -> str:
     """The URL of ``endpoint`` on ``api_base``. OpenAI-style bases end in ``/v1``; Anthropic's
     (``https://api.anthropic.com``, ``ANTHROPIC_BASE_URL``) do not, and their paths start at
@@ -68,7 +73,7 @@ class Target:
 def build_target(name: str, cfg: ModelConfig, env: dict[str, str] | None = None) -> Target:
     env_map = os.environ if env is None else env
     key = env_map.get(cfg.api_key_env) if cfg.api_key_env else None
-    base = cfg.api_base or DEFAULT_API_BASES.get(cfg.provider)
+    base = cfg.api_base or DEFAULT_API_BASES.get(cfg.provider) or NATIVE_API_BASES.get(cfg.provider)
     headers = {"Content-Type": "application/json", **cfg.extra_headers}
     if key:
         headers["Authorization"] = f"Bearer {key}"

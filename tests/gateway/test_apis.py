@@ -408,3 +408,28 @@ def test_ledger_and_router_spend_show_the_api(gateway: Proc, oai: openai.OpenAI,
     assert out.returncode == 0, out.stderr
     apis = {row["group"]["api"] for row in json.loads(out.stdout)["data"]}
     assert {"chat", "responses", "messages", "completions"} <= apis
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/messages", {"model": "claude-fake", "max_tokens": 100, "stream": True,
+                      "messages": [{"role": "user", "content": "[[fake:tokens=20,drop_after=4]]"}]}),
+    ("/v1/responses", {"model": "gpt-4o", "stream": True, "store": False,
+                       "input": "[[fake:tokens=20,drop_after=4]]"}),
+])
+def test_a_native_stream_cut_short_ends_with_the_apis_error_and_pays_for_what_ran(
+        gateway: Proc, path: str, body: dict[str, Any]) -> None:
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}", "anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", f"{gateway.url}{path}", json=body, headers=headers,
+                      timeout=30) as resp:
+        request_id = resp.headers["x-request-id"]
+        events = [b for b in resp.read().decode().split("\n\n") if b]
+    name, data = events[-1].split("\n")
+    assert name == "event: error"
+    error = json.loads(data[6:])
+    if path == "/v1/messages":
+        assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    else:
+        assert error["type"] == "error" and error["code"] == "upstream_error"
+    row = ledger_row(gateway, request_id)
+    assert row["status"] == "upstream_error" and row["completion_tokens"] >= 4
+    assert row["actual_micro"] > 0
