@@ -55,6 +55,8 @@ def check(body: dict[str, Any]) -> tuple[str, bool, int, int]:
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
     max_tokens = _int(body, "max_tokens", 0)
     n = _int(body, "n", 1) or 1
+    _int(body, "best_of", 1)
+    _int(body, "logprobs", 0)
     return model, stream, DEFAULT_MAX_TOKENS if max_tokens is None else max(1, max_tokens), n
 
 

@@ -71,6 +71,28 @@ def check(body: dict[str, Any]) -> tuple[str, bool, int | None]:
                               or not all(isinstance(t, dict) for t in tools)):
         raise InvalidRequest("Invalid type for 'tools': expected an array of objects.",
                              param="tools")
+    for key in ("reasoning", "text", "metadata"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise InvalidRequest(f"Invalid type for '{key}': expected an object, but got "
+                                 f"{_kind(body[key])}.", param=key)
+    fmt = (body.get("text") or {}).get("format")
+    if fmt is not None and not isinstance(fmt, dict):
+        raise InvalidRequest("Invalid type for 'text.format': expected an object.",
+                             param="text.format")
+    include = body.get("include")
+    if include is not None and (not isinstance(include, list)
+                                or not all(isinstance(i, str) for i in include)):
+        raise InvalidRequest("Invalid type for 'include': expected an array of strings.",
+                             param="include")
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, str | dict):
+        raise InvalidRequest("Invalid type for 'tool_choice': expected a string or an object.",
+                             param="tool_choice")
+    top = body.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int)
+                            or not 0 <= top <= 20):
+        raise InvalidRequest("Invalid 'top_logprobs': expected an integer from 0 to 20.",
+                             param="top_logprobs")
     return model, bool(body.get("stream")), limit
 
 
