@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.config import Api, Config, ModelConfig
+from router.config import DEFAULT_API_BASES, Api, Config, ModelConfig
 
 #: Features a request may need, as config.yaml's ``supports`` keys name them.
 FEATURES = ("vision", "audio", "tools", "logprobs", "json_schema")
@@ -48,23 +48,29 @@ class Serving:
 
 
 def default_apis(cfg: ModelConfig, entry: Mapping[str, Any] | None) -> frozenset[str]:
-    """Native APIs when config does not list them."""
+    """Native APIs when config does not list them. Only the HTTP pass-through serves APIs other
+    than chat natively: a model reached through litellm serves chat (and Anthropic's, Messages
+    straight to Anthropic), whatever litellm's map lists for its own proxy."""
     if cfg.provider == "anthropic":
         return frozenset({"messages", "chat"})  # chat through litellm's translation
+    if cfg.api_path != "openai":
+        return frozenset({"chat"})
+    apis: set[str] = set()
     if entry is not None:
         listed = entry.get("supported_endpoints")
         if isinstance(listed, list):
             apis = {_ENDPOINTS[e] for e in listed if e in _ENDPOINTS}
-            if apis:
-                return frozenset(apis)
         mode = entry.get("mode")
-        if mode == "completion":
+        if not apis and mode == "completion":
             return frozenset({"completions"})
-        if mode == "responses":
+        if not apis and mode == "responses":
             return frozenset({"responses"})
-    if cfg.provider == "openai" and cfg.api_base is None:
-        return frozenset({"chat", "responses"})
-    return frozenset({"chat"})
+    if not apis:
+        apis = {"chat"}
+    if cfg.provider == "openai" and cfg.mode == "chat" \
+            and cfg.api_base in (None, DEFAULT_API_BASES["openai"]):
+        apis.add("responses")  # OpenAI serves the Responses API for every chat model
+    return frozenset(apis)
 
 
 def resolve(cfg: ModelConfig, entry: Mapping[str, Any] | None) -> Serving:

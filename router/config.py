@@ -478,6 +478,12 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
             problems.append(doc.error(loc, f"{name!r} is reserved for routing"))
         if m.active_params is not None and m.params is None:
             problems.append(doc.error((*loc, "active_params"), "needs params as well"))
+        for i, api in enumerate(m.apis or ()):
+            if api == "chat" or m.api_path == "openai" or (api == "messages"
+                                                           and m.provider == "anthropic"):
+                continue
+            problems.append(doc.error((*loc, "apis", i), f"{api!r} is served natively only over "
+                                      "the HTTP pass-through (api: openai, with an api_base)"))
     for field, mode in (("default_model", "chat"), ("default_embedding_model", "embedding")):
         value = getattr(cfg.routing, field)
         if value is None:

@@ -52,3 +52,20 @@ def test_endpoint_urls() -> None:
         "https://proxy/v1/messages/count_tokens"
     assert endpoint_url("https://api.openai.com/v1", "responses") == \
         "https://api.openai.com/v1/responses"
+
+
+def test_native_apis_other_than_chat_need_the_http_pass_through() -> None:
+    import pytest
+
+    from router.config import ConfigError
+
+    bad = ("policy: null\nmodels:\n  g:\n    provider: gemini\n    upstream_model: gemini-2.5-flash\n"
+           "    apis: [chat, responses]\n")
+    with pytest.raises(ConfigError) as info:
+        config_from_text(bad, "config.yaml")
+    assert "config.yaml:6: models.g.apis[1]" in str(info.value) and "pass-through" in str(info.value)
+    serving = resolve_all(config_from_text(bad.replace(", responses", "")))
+    assert serving["g"].apis == {"chat"}
+    # litellm's map lists endpoints of its own proxy: not what a litellm-path model serves
+    gem = "policy: null\nmodels:\n  g: {provider: gemini, upstream_model: gemini-2.5-flash}\n"
+    assert resolve_all(config_from_text(gem))["g"].apis == {"chat"}
