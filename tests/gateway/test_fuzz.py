@@ -148,7 +148,14 @@ def fuzzed(fake: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
     # Budgets, so that every body that passes the checks is also reserved and settled.
     policy = POLICY + "budgets:\n  global: {daily: {limit_usd: 100000}}\n" \
         "  teams:\n    search: {monthly: {limit_usd: 100000}}\n"
-    proc = start_gateway(write_config(tmp, fake.url, policy=policy), tmp, env=ENV)
+    config = write_config(tmp, fake.url, policy=policy)
+    # The catalogue's always-failing models are unknown to litellm's map, so they are assumed
+    # to take images, audio, tools...: a route would send a request only they "support" to
+    # them, and the fuzzer would see their 503s. Say what they support, as a deployment would.
+    config.write_text(config.read_text().replace(
+        "upstream_model: broken-model\n", "upstream_model: broken-model\n    supports: {vision: false, "
+        "audio: false, tools: false, logprobs: false, json_schema: false}\n"))
+    proc = start_gateway(config, tmp, env=ENV)
     yield proc
     proc.stop()
     log = proc.log()
