@@ -115,9 +115,11 @@ class Face:
         """Per model of the chain: the client's body where it speaks this API natively, else
         the chat-completions translation."""
         serving = state.serving
-        chat_leg = Leg("chat/completions", req.chat, req.native is None)
         if req.native is None:
-            return chat_leg
+            return Leg("chat/completions", req.chat, True)
+        # a translation's metadata is the gateway's to read (metadata.router_task), not sent
+        chat_leg = Leg("chat/completions",
+                       {k: v for k, v in req.chat.items() if k != "metadata"}, False)
 
         def plan(target: Target) -> Leg:
             if self.api in serving[target.name].apis:

@@ -59,17 +59,20 @@ def claude(gateway: Proc) -> anthropic.Anthropic:
 def test_responses_plain(oai: openai.OpenAI, fake: Proc, gateway: Proc, model: str,
                          native: bool) -> None:
     raw = oai.responses.with_raw_response.create(model=model, input="Say hi [[fake:tokens=6]]",
-                                                 instructions="Be brief.", store=not native)
+                                                 instructions="Be brief.", store=not native,
+                                                 metadata={"router_task": "expression"})
     resp = raw.parse()
     assert resp.output_text == "This is a fake reply from"
     assert resp.status == "completed" and resp.usage is not None and resp.usage.output_tokens > 0
     assert raw.headers["x-router-model"] == model
+    assert raw.headers["x-router-task"] == "expression"  # metadata.router_task, as on chat
     last = received(fake)[-1]
     if native:  # passed through: the Responses body as sent, only model rewritten
         assert last["input"] == "Say hi [[fake:tokens=6]]" and last["instructions"] == "Be brief."
     else:  # translated: a chat-completions request
         assert last["messages"] == [{"role": "system", "content": "Be brief."},
                                     {"role": "user", "content": "Say hi [[fake:tokens=6]]"}]
+        assert "metadata" not in last  # the gateway's to read, not sent to a chat model
         assert resp.store is False
     row = ledger_row(gateway, raw.headers["x-request-id"])
     assert row["api"] == "responses" and row["status"] == "ok" and row["model"] == model
