@@ -5,8 +5,8 @@ the model map's entries, priced by :func:`router.costs.pricing.resolve_catalogue
 prices its own. The policy (``--policy``, default the config's) keeps its rules (bars, low
 confidence, routes, difficulty...) with its ``models:`` section replaced by the map's
 capabilities; what names the gateway's own models and means nothing in a replay (access rules,
-rewrites, budgets, denied models and providers) is left out, and route model lists are mapped
-through ``same_as``.
+rewrites, budgets, denied models and providers, difficulty floors) is left out, and route model
+lists are mapped through ``same_as``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ def _policy_data(doc: Document, mm: ModelMap, notes: list[str]) -> dict[str, Any
         for key in ("deny_models", "avoid_providers"):
             if constraints.pop(key, None):
                 notes.append(f"policy constraints.{key}: not replayed")
+    difficulty = data.get("difficulty")
+    if isinstance(difficulty, dict) and difficulty.pop("floor", None):
+        # floors are capabilities of the gateway's own catalogue ("never below gpt-4o-mini")
+        notes.append("policy difficulty.floor: not replayed (it names the gateway's models' "
+                     "capabilities)")
     routes = data.get("routes")
     gone: set[str] = set()
     if isinstance(routes, dict):
