@@ -76,6 +76,7 @@ tasks:
   reasoning: {{min_capability: 78}}
   expression: {{min_capability: 50}}
 low_confidence: {{below: 0.6, treat_as: all_tasks}}
+difficulty: {{weight: 1.0}}
 when_none_qualify: most_capable
 models:
 {chr(10).join(caps)}

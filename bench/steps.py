@@ -121,8 +121,9 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
     # interleaved figures are the ones the request path pays.
     assert state.policy is not None
     parts = ["task override header", "policy, counting model", "count prompt tokens",
-             "classify", "classification metric", "route facts, budgets that apply",
-             "budget view (fractions used)", "policy.decide (candidates, pricing, choice)"]
+             "classify", "difficulty estimate", "classification metric",
+             "route facts, budgets that apply", "budget view (fractions used)",
+             "policy.decide (candidates, pricing, choice)"]
     best = [float("inf")] * len(parts)
     pc = time.process_time
     for _ in range(rounds):
@@ -141,10 +142,15 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
             t.append(pc())
             c = classify(body["messages"]) if classify is not None else None
             t.append(pc())
-            if c is not None:
-                observe.classified(state.metrics, c.task, c.confidence)
+            rule = policy.difficulty
+            dz = (rule.estimate_messages(body["messages"], getattr(c, "parsed", None))
+                  if rule is not None and rule.on else None)
             t.append(pc())
-            facts = RouteFacts(requested, tokens, max_tokens, nn, c, override, caller, stream)
+            if c is not None:
+                observe.classified(state.metrics, c.task, c.confidence, dz)
+            t.append(pc())
+            facts = RouteFacts(requested, tokens, max_tokens, nn, c, override, caller, stream,
+                               dz)
             budgets = policy.budget_rules.for_caller(caller)[0]
             t.append(pc())
             view = state.accountant.view.state(budgets)

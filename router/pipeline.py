@@ -287,7 +287,8 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
     messages = body["messages"]
     cls = state.classify_fast(messages) if state.classify_fast is not None else None
     rule = policy.difficulty
-    difficulty = rule.estimate_messages(messages) if rule is not None and rule.on else None
+    difficulty = (rule.estimate_messages(messages, getattr(cls, "parsed", None))
+                  if rule is not None and rule.on else None)
     if cls is not None:
         observe.classified(state.metrics, cls.task, cls.confidence, difficulty)
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream,

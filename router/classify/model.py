@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,6 +26,7 @@ from router.classify.features import (
     Features,
     Featurizer,
     Material,
+    NGrams,
     truncate,
 )
 from router.classify.lexicon import FOLLOW_UPS, STRUCTURAL
@@ -64,6 +65,19 @@ class Classification:
     task: Task
     confidence: float
     signals: tuple[str, ...] = ()
+    #: The last user turn as the request path tokenised it (:class:`Parsed`), for the
+    #: difficulty estimate to reuse rather than tokenise the text again (None when the
+    #: classification did not tokenise it: explanations, short follow-ups, no text).
+    parsed: Parsed | None = field(default=None, compare=False, repr=False)
+
+
+class Parsed(NamedTuple):
+    """A text as :meth:`LinearModel.score` tokenised it: the instruction's n-grams, the pasted
+    material's (None without material), and the text's length before the split."""
+
+    instruction: NGrams
+    material: NGrams | None
+    text: str
 
 
 class Margin(NamedTuple):  # a tuple: built on every request, cheaper than a dataclass
@@ -124,7 +138,12 @@ class LinearModel:
         return Margin(z, ft)
 
     def score(self, text: str) -> tuple[float, int]:
-        """Raw score of ``text`` and its number of tokens: :meth:`margin` without the features.
+        """Raw score of ``text`` and its number of tokens: :meth:`margin` without the features."""
+        z, n, _ = self.score_parsed(text)
+        return z, n
+
+    def score_parsed(self, text: str) -> tuple[float, int, Parsed]:
+        """:meth:`score`, with the text as it was tokenised (:class:`Parsed`).
 
         The request path. One gather from ``_rows`` reads each n-gram's weight and tells
         whether it is a cue: one cache line per n-gram, where separate weight and cue tables
@@ -134,8 +153,11 @@ class LinearModel:
         if len(text) > MAX_CHARS:
             text = truncate(text)
         full = len(text)
+        whole = text
         text, material = split(text)
-        text, starts, keys, body, numbers = f.ngrams(text)
+        ng = f.ngrams(text)
+        text, starts, keys, body, numbers = ng
+        mng = None
         t = len(starts)
         zb = zh = zm = 0.0  # summed as margin() sums them, so that both agree to the bit
         if t:
@@ -150,7 +172,8 @@ class LinearModel:
         mat = None
         n = t
         if material:
-            _, mstarts, mkeys, mbody, mnumbers = f.ngrams(material)
+            mng = f.ngrams(material)
+            _, mstarts, mkeys, mbody, mnumbers = mng
             if len(mstarts):
                 mat = Material(len(mstarts), mnumbers,
                                f.cue_ids(mbody, f.cue_hits(mkeys, mbody)), len(material))
@@ -158,14 +181,15 @@ class LinearModel:
                 w = self.hashed[np.bitwise_xor(mbody, f.material_xor)]
                 zm = float(w.sum()) / math.sqrt(len(w))
                 n += len(mstarts)
+        parsed = Parsed(ng, mng, whole)
         if not n:
-            return self.bias, 0
+            return self.bias, 0, parsed
         z = self._explicit_score(f.counts(full, t, numbers, hits, ids, mat))
         if t:
             z = z + zb + zh
         if mat is not None:
             z += zm
-        return z, n
+        return z, n, parsed
 
     def _explicit_score(self, c: list[float]) -> float:
         """Bias plus the explicit signals' part of the score, in plain Python (float64; training
@@ -268,11 +292,12 @@ class Classifier:
             why = ("short follow-up: the task of the earlier turns", *notes)
             return Classification(task0, conf0, why if explain else notes)
         main: Margin | None = None
+        parsed = None
         if explain:
             main = model.margin(ex.main)
             z, n = main.value, main.features.n
         else:
-            z, n = model.score(ex.main)
+            z, n, parsed = model.score_parsed(ex.main)
         if has_context:  # margin and score agree to the bit: one cache serves both paths
             cz = self._context_score(ex.context)
             z += (CONTEXT_WEIGHT_SHORT if n < SHORT_TOKENS else CONTEXT_WEIGHT) * (cz - model.bias)
@@ -280,7 +305,7 @@ class Classifier:
         task: Task = "reasoning" if p >= 0.5 else "expression"
         confidence = round(p if task == "reasoning" else 1.0 - p, 4)
         if main is None:
-            return Classification(task, confidence, notes)
+            return Classification(task, confidence, notes, parsed)
         signals = self.signals(model, main, task)
         if has_context:
             signals += ("context: system prompt / earlier turns",)

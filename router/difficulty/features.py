@@ -29,13 +29,14 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from router.classify.features import Featurizer
+from router.classify.features import MAX_CHARS, Featurizer, NGrams, truncate
+from router.classify.material import split
 from router.difficulty.lexicon import CONCEPTS, STRUCTURAL
 
 U32 = np.uint32
 _MIX = 0x9E3779B1  # multiplicative hashing of n-gram keys into the estimate's tables
 _MIX32 = U32(_MIX)
-_CUE_BITS = 13
+_CUE_BITS = 14
 
 KINDS: tuple[str, ...] = ("multiple choice", "code", "logic puzzle", "word problem",
                           "knowledge question", "other")
@@ -57,12 +58,20 @@ NAMES: tuple[str, ...] = (
     *(f"{n} ({k})" for k in KINDS for n in WITHIN_KIND),
 )
 
-_OPTION_MARKS = tuple(f"\n{c}{p}" for c in "ABCDE" for p in ".)") + tuple(
-    f"({c})" for c in "ABCDE")
-_FORMULA_MARKS = ("=", "^", "\\frac", "\\sqrt", "$", "≤", "≥", "∑", "∫", "√", "π")
-_SENTENCE_ENDS = (". ", "? ", "! ", ".\n", "?\n", "!\n", "。", "？", "！")
+#: Symbols and short n-grams counted for the structural signals, in the same pass as the
+#: concepts' cues (full-width and Chinese punctuation fold to ASCII: 。 is ".", ？ is "?").
+_MARKS: dict[str, tuple[str, ...]] = {
+    "question mark": ("?",),
+    "sentence end": (".", "!"),
+    "answer option": (*(f"{c} {p}" for c in "abcde" for p in ".)"),
+                      *(f"( {c} )" for c in "abcde")),
+    "formula": ("=", "^", "$", "\\", "≤", "≥", "∑", "∫", "√", "π"),
+}
 #: A CJK character (3 UTF-8 bytes) counts this much of a token towards "length".
 CJK_TOKEN = 0.6
+
+
+_NO_BUCKETS = np.zeros(0, dtype=np.intp)
 
 
 class Extracted(NamedTuple):
@@ -114,7 +123,8 @@ class DifficultyFeaturizer:
         keys[0] = 1  # an empty bucket holds a key that cannot land in it
         ids = np.zeros(size, dtype=np.intp)
         taken: dict[int, int] = {}
-        for cid, phrases in enumerate(CONCEPTS.values()):
+        groups = [*CONCEPTS.values(), *_MARKS.values()]
+        for cid, phrases in enumerate(groups):
             for phrase in phrases:
                 key = self.featurizer.phrase_key(phrase)[0]
                 b = ((key * _MIX) & 0xFFFFFFFF) >> (32 - _CUE_BITS)
@@ -128,39 +138,60 @@ class DifficultyFeaturizer:
         return keys, ids
 
     def extract(self, text: str) -> Extracted:
-        """Signals and n-gram buckets of ``text``."""
-        ng = self.featurizer.ngrams(text)
+        """Signals and n-gram buckets of ``text``, tokenised as the classifier's request path
+        does (instruction and pasted material apart, :meth:`LinearModel.score_parsed`)."""
+        if len(text) > MAX_CHARS:
+            text = truncate(text)
+        instruction, material = split(text)
+        f = self.featurizer
+        return self.extract_parsed(f.ngrams(instruction),
+                                   f.ngrams(material) if material else None, text)
+
+    def extract_parsed(self, ng: NGrams, material: NGrams | None, text: str,
+                       buckets: bool = True) -> Extracted:
+        """:meth:`extract` of a text the classifier already tokenised (the request path reuses
+        its n-grams: no second pass over the text). ``buckets=False`` skips the hashed buckets
+        (an estimate without hashed weights does not read them)."""
         t = len(ng.starts)
+        numbers = ng.numbers
+        keys = ng.keys
+        if material is not None and len(material.starts):
+            t += len(material.starts)
+            numbers += material.numbers
+            keys = np.concatenate((keys, material.keys))
         signals = [0.0] * len(NAMES)
         if t == 0:
             signals[len(_BASE) + KINDS.index("other")] = 1.0
             return Extracted(signals, np.zeros(0, dtype=np.intp), 0)
-        keys = ng.keys
         mixed = keys * _MIX32
         cue = (mixed >> self._cue_shift).astype(np.intp)
         hits = (self._cue_key.take(cue) == keys).nonzero()[0]
+        marks = [0, 0, 0, 0]  # question marks, sentence ends, answer options, formulas
         if len(hits):
             for c in self._cue_id.take(cue.take(hits)).tolist():
-                signals[c] += 1.0
+                if c < _K:
+                    signals[c] += 1.0
+                else:
+                    marks[c - _K] += 1
             for i in range(_K):
                 if signals[i]:
                     signals[i] = math.log1p(signals[i])
-        txt = ng.text
-        cjk = (len(txt.encode("utf-8", "surrogatepass")) - len(txt)) // 2
+        cjk = (len(text.encode("utf-8", "surrogatepass")) - len(text)) // 2
         k = _K
         signals[k] = math.log1p(max(t - (1.0 - CJK_TOKEN) * cjk, 1.0))
-        signals[k + 1] = math.log1p(ng.numbers)
-        signals[k + 2] = ng.numbers / t
-        signals[k + 3] = math.log1p(txt.count("?") + txt.count("？"))
-        signals[k + 4] = math.log1p(sum(txt.count(s) for s in _SENTENCE_ENDS))
-        signals[k + 5] = math.log1p(txt.count("\n"))
-        signals[k + 6] = math.log1p(sum(txt.count(s) for s in _OPTION_MARKS))
-        signals[k + 7] = math.log1p(sum(txt.count(s) for s in _FORMULA_MARKS))
+        signals[k + 1] = math.log1p(numbers)
+        signals[k + 2] = numbers / t
+        signals[k + 3] = math.log1p(marks[0])
+        signals[k + 4] = math.log1p(marks[0] + marks[1])
+        signals[k + 5] = math.log1p(text.count("\n"))
+        signals[k + 6] = math.log1p(marks[2])
+        signals[k + 7] = math.log1p(marks[3])
         kind = kind_of(signals)
         base = len(_BASE)
         signals[base + kind] = 1.0
         at = base + len(KINDS) + kind * len(WITHIN_KIND)
         for j, i in enumerate(_WITHIN):
             signals[at + j] = signals[i]
-        buckets = (mixed >> self._shift).astype(np.intp)
-        return Extracted(signals, buckets, t)
+        if not buckets:
+            return Extracted(signals, _NO_BUCKETS, t)
+        return Extracted(signals, (mixed >> self._shift).astype(np.intp), t)

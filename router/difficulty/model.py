@@ -34,7 +34,7 @@ from router.difficulty.features import KINDS, NAMES, DifficultyFeaturizer
 MODEL_DIR = Path(__file__).resolve().parent
 MODEL_JSON = MODEL_DIR / "model.json"
 #: Bumped whenever the signals change: a model file of another version is refused.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 3
 BANDS: tuple[tuple[float, str], ...] = ((0.35, "easy"), (0.65, "medium"), (1.01, "hard"))
 
 
@@ -95,8 +95,16 @@ class DifficultyModel:
         self._nonzero = [(i, w) for i, w in enumerate(self.weights) if w]
 
     def logit(self, text: str) -> float:
-        """The request path: the difficulty ``z`` of ``text``."""
-        ex = self.featurizer.extract(text)
+        """The difficulty ``z`` of ``text``."""
+        return self._logit(self.featurizer.extract(text))
+
+    def logit_parsed(self, parsed: Any) -> float:
+        """The request path: the difficulty of a text the classifier already tokenised
+        (:class:`router.classify.model.Parsed`)."""
+        return self._logit(self.featurizer.extract_parsed(
+            parsed.instruction, parsed.material, parsed.text, self.hashed is not None))
+
+    def _logit(self, ex: Any) -> float:
         s = ex.signals
         z = -self.centre
         for i, w in self._nonzero:
@@ -110,9 +118,14 @@ class DifficultyModel:
     def estimate(self, text: str) -> Difficulty:
         return Difficulty.of(self.logit(text))
 
-    def contributions(self, text: str, k: int = 4) -> list[tuple[str, float]]:
+    def estimate_parsed(self, parsed: Any) -> Difficulty:
+        return Difficulty.of(self.logit_parsed(parsed))
+
+    def contributions(self, text: str, k: int = 4, exact: bool = False,
+                      ) -> list[tuple[str, float]]:
         """The signals that moved ``text``'s difficulty most away from a typical prompt's, with
-        their share of ``z`` (the explanation; the n-grams' part as "wording")."""
+        their share of ``z`` (the explanation; the n-grams' part as "wording"). ``exact``: all
+        of them, unrounded."""
         ex = self.featurizer.extract(text)
         mu = self.means
         kind = next(kd for kd in KINDS if ex.signals[NAMES.index(f"kind: {kd}")])
@@ -127,6 +140,8 @@ class DifficultyModel:
             groups["wording"] = float(self.hashed.take(ex.buckets).sum()) / math.sqrt(
                 len(ex.buckets)) + rest
         parts = sorted(groups.items(), key=lambda p: -abs(p[1]))
+        if exact:  # every group, unrounded: they sum to the estimate
+            return parts
         return [(n, round(v, 2)) for n, v in parts[:k] if abs(v) >= 0.05]
 
     # -- persistence ---------------------------------------------------------------------------

@@ -119,13 +119,17 @@ class DifficultyRule:
         est: DifficultyGuess = self.estimator().estimate(text)
         return est
 
-    def estimate_messages(self, messages: Any) -> DifficultyGuess:
+    def estimate_messages(self, messages: Any, parsed: Any = None) -> DifficultyGuess:
         """The difficulty of a chat request: of its last user turn, read with the turn before
-        when the last one is a short follow-up ("ok", "why?", "continue")."""
+        when the last one is a short follow-up ("ok", "why?", "continue"). ``parsed``: the
+        last turn as the classifier tokenised it (``Classification.parsed``), reused."""
         from router.classify.messages import extract
 
         ex = extract(messages)
         text = ex.main
         if len(text) < SHORT_FOLLOW_UP and ex.context:
-            text = f"{ex.context}\n{text}"
+            return self.estimate(f"{ex.context}\n{text}")
+        if parsed is not None:
+            est: DifficultyGuess = self.estimator().estimate_parsed(parsed)
+            return est
         return self.estimate(text)

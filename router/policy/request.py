@@ -169,7 +169,8 @@ def facts_for_body(
     messages = body.get("messages")
     cls = classify(messages) if classify is not None else None
     rule = policy.difficulty
-    difficulty = rule.estimate_messages(messages) if rule is not None and rule.on else None
+    difficulty = (rule.estimate_messages(messages, getattr(cls, "parsed", None))
+                  if rule is not None and rule.on else None)
     return replace(_facts(checked, tokens, cls, caller, task_header), difficulty=difficulty)
 
 

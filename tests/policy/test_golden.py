@@ -28,10 +28,13 @@ pytestmark = pytest.mark.skipif(
 #: to the cheapest capable model and a hard reasoning prompt stays on the thinking tier.
 CHAT = "deepseek-chat"
 THINKING = {"deepseek-reasoner", "o4-mini", "gemini-2.5-flash", "claude-sonnet-4-5"}
+#: An ordinary reasoning prompt: the cheapest one-pass model or the cheapest thinking one,
+#: depending on where its difficulty puts the bar (DeepSeek's two modes cost the same per token).
+ORDINARY = {"deepseek-chat", "deepseek-reasoner"}
 
 GOLDEN: list[tuple[str, str, str | set[str]]] = [
-    # English: reasoning of ordinary difficulty (the bar moves below 78: deepseek-chat's 75)
-    ("Prove that the square root of 2 is irrational.", "reasoning", CHAT),
+    # English: easy reasoning (the bar moves below 78, to deepseek-chat's 75 or lower)
+    ("Prove that the square root of 2 is irrational.", "reasoning", ORDINARY),
     ("Solve for x: 3x + 7 = 22. Show each step.", "reasoning", CHAT),
     ("A train leaves at 3pm at 80 km/h and another at 4pm at 100 km/h on the same track. "
      "When does the second catch up?", "reasoning", CHAT),
@@ -48,7 +51,7 @@ GOLDEN: list[tuple[str, str, str | set[str]]] = [
      "expression", CHAT),
     ("Write a short poem about autumn leaves.", "expression", CHAT),
     # Chinese: reasoning
-    ("解方程组:x + y = 10,x − y = 2。", "reasoning", CHAT),
+    ("解方程组:x + y = 10,x − y = 2。", "reasoning", ORDINARY),
     ("在三角形ABC中,已知 a=3, b=4, c=5,内切圆与三边分别切于 D、E、F。求三角形DEF的面积,"
      "并证明 DEF 的外接圆半径等于原三角形内切圆半径,写出完整的推导过程。", "reasoning", THINKING),
     # Chinese: expression
@@ -73,3 +76,13 @@ def test_golden(prompt: str, task: str, model: str | set[str], default) -> None:
            f"difficulty {d.difficulty}, bars {dict(d.bars)}")
     assert d.task == task, why
     assert d.model in model if isinstance(model, set) else d.model == model, why
+
+
+def test_a_hard_prompt_gets_a_higher_bar_than_an_easy_one(default) -> None:  # type: ignore[no-untyped-def]
+    def bar(prompt: str) -> int:
+        body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+        d = route_body(body, default, classify=CLASSIFY, task_header="reasoning").decision
+        return d.bars["reasoning"]
+
+    easy, hard = GOLDEN[1][0], GOLDEN[3][0]  # 3x + 7 = 22; the linear program
+    assert bar(easy) < 78 < bar(hard)
