@@ -603,10 +603,13 @@ class RedisStore(BudgetStore):
             start = "(" + batch[-1][0].decode()
 
     async def trim_ledger(self, before: float) -> int:
-        """Delete ledger entries older than ``before`` (retention; export them first). Budget
+        """Delete ledger entries older than ``before`` whether exported or not (``export:
+        none``; the exporter trims only what its archive has), keeping the last entry. Budget
         counters are not touched, so afterwards only windows after ``before`` still equal
         their ledger sums. Returns how many entries were deleted."""
-        return int(await self._r.xtrim(self._ledger, minid=f"{math.floor(before * 1000)}-0"))
+        from router.budgets.export.redis_hot import RedisHotLedger
+
+        return await RedisHotLedger(self._r, self._p).trim(before, exported_only=False)
 
     async def close(self) -> None:
         if self._closed:

@@ -62,14 +62,19 @@ class Exporter:
         self.total = ExportStats()
         self._source: str | None = None
 
-    async def export_once(self, max_rows: int | None = None) -> ExportStats:
-        """Export until the hot store has nothing new (or ``max_rows`` were moved)."""
+    async def export_once(self, max_rows: int | None = None,
+                          leader: Leader | None = None) -> ExportStats:  # fmt: skip
+        """Export until the hot store has nothing new (or ``max_rows`` were moved). With a
+        ``leader``, its lead is renewed before each batch, and the pass ends if it was lost
+        (another process leads now: two exporters at once would break the order)."""
         stats = ExportStats()
         if self.archive is None:
             return stats
         if self._source is None:
             self._source = await self.hot.source_id()
         while max_rows is None or stats.exported < max_rows:
+            if leader is not None and stats.batches and not await leader.hold():
+                break
             entries = await self.hot.fetch(self.batch)
             if not entries:
                 break
@@ -88,9 +93,10 @@ class Exporter:
         self.total.trimmed += n
         return n
 
-    async def run_pass(self) -> ExportStats:
-        stats = await self.export_once(self.max_pass)
-        stats.trimmed = await self.trim_once()
+    async def run_pass(self, leader: Leader | None = None) -> ExportStats:
+        stats = await self.export_once(self.max_pass, leader)
+        if leader is None or await leader.hold():
+            stats.trimmed = await self.trim_once()
         return stats
 
     async def run(self, leader: Leader, stop: asyncio.Event) -> None:
@@ -104,7 +110,7 @@ class Exporter:
                 pause = self.interval_s
                 try:
                     if await leader.hold():
-                        stats = await self.run_pass()
+                        stats = await self.run_pass(leader)
                         if stats.exported >= self.max_pass:
                             pause = 0.0  # a backlog: go on at once
                     if failures:

@@ -1,13 +1,15 @@
 """The Redis Stream ledger (``{P}:ledger``) as the exporter's source, through a consumer group.
 
 The group ``export`` hands each entry to one reader, so exporters on several replicas never get
-the same entries. Every exporter reads as the one consumer ``exporter``: a process that starts
-(or takes the lead after one died) first re-reads that consumer's pending entries, those
-delivered and never acknowledged, then new ones; so a crashed batch is exported before anything
-after it, in stream order.
+the same new entries. Every exporter reads as the one consumer ``exporter``: a process that
+starts (or takes the lead after one died) first re-reads that consumer's pending entries as they
+were when it started, those delivered and never acknowledged, then new ones; so a crashed batch
+is exported before anything after it, in stream order. (A batch another live exporter has in
+flight at that moment is read twice; the archive keeps one copy.)
 
 Trimming keeps every entry not acknowledged: ``XTRIM MINID`` to the smallest of the oldest
-pending entry, the entry after the last delivered one, and the retention cutoff. Entry ids are
+pending entry, the entry after the last delivered one, the retention cutoff, and the last entry
+(always kept: the settle script orders a new entry after the last one it can see). Entry ids are
 ``max(row time, previous id)`` in ms (router/budgets/lua.py), so after trimming at ``T`` every
 row with ``time >= T`` is still there: ``{P}:ledger:floor`` remembers the largest such ``T``.
 """
@@ -87,6 +89,12 @@ if ARGV[2] == '1' then
   if ms == nil then return {0, 0} end
   if before(ms, seq, cms, cseq) then cms, cseq = ms, seq end
 end
+-- Never the last entry: the settle script gives a new entry max(row time, last entry's id), so
+-- an empty stream (whose last id Redis still remembers) would refuse an older row's XADD.
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if not top[1] then return {0, 0} end
+local tms, tseq = parts(top[1][1])
+if before(tms, tseq, cms, cseq) then cms, cseq = tms, tseq end
 if cms <= 0 then return {0, 0} end
 local n = redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', cms, cseq))
 -- ids are >= their row's time: rows from this ms (the next, if the cut is inside it) remain
@@ -118,7 +126,8 @@ class RedisHotLedger(HotLedger):
         self._unacked = client.register_script(_UNACKED)
         self._trim = client.register_script(_TRIM)
         self._ready = False  # the group is known to exist
-        self._replay = True  # first the consumer's pending entries
+        #: Re-reading the consumer's pending entries up to this one (None: new entries).
+        self._replay_until: Position | None = None
         self._source: str | None = None
 
     async def source_id(self) -> str:
@@ -132,23 +141,31 @@ class RedisHotLedger(HotLedger):
         if not self._ready:
             await self._ensure(keys=[self.stream], args=[GROUP])
             self._ready = True
+            # re-read what was pending when this exporter started (a crashed batch), and no
+            # more: later pending entries are another live exporter's batch in flight
+            summary = await self._r.xpending(self.stream, GROUP)
+            top = summary.get("max") if summary.get("pending") else None
+            self._replay_until = position(_text(top)) if top else None
         try:
             return await self._fetch(limit)
         except Exception:
             # e.g. Redis came back empty (no group): create it again and re-read the pending
             # entries first, on the next call
-            self._ready, self._replay = False, True
+            self._ready = False
             raise
 
     async def _fetch(self, limit: int) -> list[Entry]:
         while True:
-            start = "0" if self._replay else ">"
+            until = self._replay_until
+            start = "0" if until is not None else ">"
             reply: Any = await self._r.xreadgroup(GROUP, CONSUMER, {self.stream: start},
                                                   count=limit)
             items: list[Any] = reply[0][1] if reply else []
-            if self._replay and not items:
-                self._replay = False
-                continue
+            if until is not None:
+                items = [it for it in items if position(_text(it[0])) <= until]
+                if not items:
+                    self._replay_until = None
+                    continue
             out: list[Entry] = []
             gone: list[bytes] = []
             for raw_id, fields in items:
