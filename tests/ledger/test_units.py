@@ -206,3 +206,28 @@ async def test_exporter_stops_its_pass_when_the_lead_is_lost(tmp_path: Path) -> 
     assert await hot.backlog() == 20
     await hot.close()
     await store.close()
+
+
+async def test_reports_over_the_archive_answer_store_unavailable_when_it_is_down(
+        tmp_path: Path) -> None:
+    """A report that needs the archive, with PostgreSQL unreachable: StoreUnavailable (the
+    admin API's 503 ``store_unavailable``, ``router spend``'s exit 2), not a traceback."""
+    from router.admin.spend import ReportRange, spend_report
+    from router.budgets import StoreUnavailable
+    from tests.support import free_port
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = open_store(url)
+    b = [BudgetSpec(Scope.GLOBAL, "all", Period.TOTAL, 10**9)]
+    for i in range(3):
+        r = await store.reserve(f"u{i}", b, 5, now=time.time() - 10 * DAY)
+        await store.settle(r, 5, LedgerRow(f"u{i}", "m"), now=time.time() - 10 * DAY)
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    svc = LedgerService.open(store, StoreConfig(url=url, ledger=LedgerConfig(
+        export="postgres", url=dead, retain_hot="1d")))
+    assert svc is not None and store.history is not None
+    await svc.hot.trim(time.time() - DAY, exported_only=False)  # the floor moves: archive needed
+    with pytest.raises(StoreUnavailable, match="ledger archive"):
+        await spend_report(store, ReportRange(0.0, 1e11, None, ((None, 0.0, 1e11),)), [], {})
+    await svc.aclose()
+    await store.close()

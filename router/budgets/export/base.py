@@ -31,6 +31,8 @@ class HotLedger(abc.ABC):
 
     #: "redis" or "sqlite".
     kind: str = "hot"
+    #: Errors that mean "cannot be reached" (reports answer 503 on them).
+    unavailable: tuple[type[BaseException], ...] = (OSError,)
 
     @abc.abstractmethod
     async def source_id(self) -> str:
@@ -75,6 +77,10 @@ class Archive(abc.ABC):
 
     #: "postgres" or "files".
     kind: str = "archive"
+
+    def unavailable(self) -> tuple[type[BaseException], ...]:
+        """Errors that mean "cannot be reached" (reports answer 503 on them)."""
+        return (OSError,)
 
     @abc.abstractmethod
     async def write(self, source: str, entries: Sequence[Entry]) -> int:

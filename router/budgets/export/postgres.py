@@ -94,6 +94,11 @@ class PostgresArchive(Archive):
         self._conns: dict[str, Any] = {}  # "write" / "read" -> AsyncConnection
         self._locks = {"write": asyncio.Lock(), "read": asyncio.Lock()}
 
+    def unavailable(self) -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (OSError, psycopg.OperationalError)
+
     async def _conn(self, role: str) -> Any:
         conn = self._conns.get(role)
         if conn is not None and not conn.closed:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from router.budgets.errors import StoreUnavailable
 from router.budgets.export.base import Archive, HotLedger
 from router.budgets.rules import aggregate, check_fields
 from router.budgets.spec import SpendRow
@@ -50,9 +51,16 @@ class History:
         filters: Mapping[str, str] | None = None,
     ) -> list[SpendRow]:
         check_fields(group_by, filters)
-        if since >= await self.hot.floor():
-            return await self.store.ledger_query(since, until, group_by, filters)
-        recent = await self.hot.unexported(since, until, filters)
-        archived = await self.archive.query(since, until, group_by, filters,
-                                            exclude={r.request_id for r in recent})
+        try:
+            if since >= await self.hot.floor():
+                return await self.store.ledger_query(since, until, group_by, filters)
+            recent = await self.hot.unexported(since, until, filters)
+        except self.hot.unavailable as e:
+            raise StoreUnavailable(store=self.hot.kind, reason=f"{type(e).__name__}: {e}") from e
+        try:
+            archived = await self.archive.query(since, until, group_by, filters,
+                                                exclude={r.request_id for r in recent})
+        except self.archive.unavailable() as e:
+            raise StoreUnavailable(store=f"ledger archive ({self.archive.kind})",
+                                   reason=f"{type(e).__name__}: {e}") from e
         return merge(archived, aggregate(recent, group_by))

@@ -25,6 +25,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from router.budgets.export.base import Entry, HotLedger, Position
 from router.budgets.journal import decode_row
+from router.budgets.redis_store import UNAVAILABLE
 from router.budgets.rules import matches
 from router.budgets.spec import LedgerRow
 
@@ -115,6 +116,7 @@ class RedisHotLedger(HotLedger):
     """``client``: the store's Redis client; ``prefix``: its ``{prefix}`` hash tag."""
 
     kind = "redis"
+    unavailable = UNAVAILABLE
 
     def __init__(self, client: Redis | RedisCluster, prefix: str) -> None:
         self._r = client
