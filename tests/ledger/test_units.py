@@ -231,3 +231,43 @@ async def test_reports_over_the_archive_answer_store_unavailable_when_it_is_down
         await spend_report(store, ReportRange(0.0, 1e11, None, ((None, 0.0, 1e11),)), [], {})
     await svc.aclose()
     await store.close()
+
+
+@pytest.mark.parametrize("hot_kind", ["sqlite", "redis"])
+async def test_a_failed_batch_goes_again_before_anything_after_it(
+        hot_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The archive fails (down) on a batch, then comes back: that batch is written first, then
+    the rest; every row once, in order, without a restart."""
+    from router.budgets.export.service import hot_ledger
+
+    class Flaky(FileArchive):
+        writes = 0
+
+        async def write(self, source: str, entries: list[Entry]) -> int:  # type: ignore[override]
+            self.writes += 1
+            if self.writes == 2:  # the second batch finds the archive down
+                raise OSError("archive down")
+            return await super().write(source, entries)
+
+    if hot_kind == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    else:
+        srv: RedisServer = request.getfixturevalue("redis_server")
+        store = open_store(srv.url, prefix=f"flaky{time.time_ns()}")
+    b = [BudgetSpec(Scope.GLOBAL, "all", Period.TOTAL, 10**9)]
+    for i in range(35):
+        r = await store.reserve(f"f{i:02d}", b, 5)
+        await store.settle(r, 5, LedgerRow(f"f{i:02d}", "m"))
+    hot = hot_ledger(store)
+    assert hot is not None
+    archive = Flaky(tmp_path / "a")
+    ex = Exporter(hot, archive, retain_hot_s=0, batch=10)
+    with pytest.raises(OSError):
+        await ex.export_once()
+    assert await ex.trim_once() <= 10  # only the first batch was acknowledged
+    stats = await ex.export_once()
+    assert stats.exported == 25 and stats.new == 25
+    assert [r.request_id for r in archive.rows()] == [f"f{i:02d}" for i in range(35)]
+    await archive.close()
+    await hot.close()
+    await store.close()

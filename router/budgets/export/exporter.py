@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from router.budgets.export.base import Archive, ArchiveBusy, HotLedger, Leader
+from router.budgets.export.base import Archive, ArchiveBusy, Entry, HotLedger, Leader
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Exporter:
         self.clock = clock
         self.total = ExportStats()
         self._source: str | None = None
+        self._carry: list[Entry] = []
 
     async def export_once(self, max_rows: int | None = None,
                           leader: Leader | None = None) -> ExportStats:  # fmt: skip
@@ -75,11 +76,15 @@ class Exporter:
         while max_rows is None or stats.exported < max_rows:
             if leader is not None and stats.batches and not await leader.hold():
                 break
-            entries = await self.hot.fetch(self.batch)
+            # a batch whose write or acknowledgement failed goes again first (the hot store
+            # hands out only new entries until a restart): nothing overtakes it
+            entries = self._carry or await self.hot.fetch(self.batch)
             if not entries:
                 break
+            self._carry = entries
             stats.new += await self.archive.write(self._source, entries)
             await self.hot.ack(entries)  # only now: the archive has them
+            self._carry = []
             stats.exported += len(entries)
             stats.batches += 1
         self.total.add(stats)
