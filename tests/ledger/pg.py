@@ -1,9 +1,9 @@
 """A PostgreSQL server of the tests' own: ``initdb`` into a temporary directory and
 ``postgres`` on a free loopback port, stopped at the end of the session.
 
-PostgreSQL refuses to run as root: as root, the server runs as the ``postgres`` user (which
-Debian's ``postgresql`` package creates; else ``nobody``), through ``runuser``, in a directory
-that user owns. The binaries are found on $PATH or in /usr/lib/postgresql/<version>/bin (where
+PostgreSQL refuses to run as root: as root, ``initdb`` and the server run as the ``postgres``
+user (which Debian's ``postgresql`` package creates; else ``nobody``: the child process drops to
+it before it executes them, so signals reach the server itself), in a directory that user owns. The binaries are found on $PATH or in /usr/lib/postgresql/<version>/bin (where
 Debian puts them); without them the tests that need a server skip, saying so.
 """
 
@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support import free_port
 
@@ -37,15 +38,16 @@ def bindir() -> Path | None:
     return None
 
 
-def _run_as() -> list[str]:
+def _run_as() -> str | None:
+    """The user to run PostgreSQL as (None: this one, which is not root)."""
     if os.geteuid() != 0:
-        return []
+        return None
     for user in ("postgres", "nobody"):
         try:
             pwd.getpwnam(user)
         except KeyError:
             continue
-        return ["runuser", "-u", user, "--"]
+        return user
     raise RuntimeError("running as root without a postgres or nobody user to run PostgreSQL as")
 
 
@@ -57,29 +59,38 @@ class PostgresServer:
         self.bin = found
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="router-pg-"))
-        self.prefix = _run_as()
+        self.run_as = _run_as()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.user = "postgres"
+        self.user = "postgres"  # the database superuser initdb creates
+
+    def _as(self) -> dict[str, Any]:
+        """Popen arguments that run the child as ``run_as`` (uid, gid, no other groups)."""
+        if self.run_as is None:
+            return {}
+        pw = pwd.getpwnam(self.run_as)
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [],
+                "env": {**os.environ, "HOME": str(self.dir), "USER": self.run_as}}
 
     def _own(self) -> None:
-        if self.prefix:
-            user = self.prefix[2]
-            pw = pwd.getpwnam(user)
+        if self.run_as is not None:
+            pw = pwd.getpwnam(self.run_as)
             os.chmod(self.dir, 0o700)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
 
     def start(self) -> None:
         self._own()
         data = self.dir / "data"
-        subprocess.run([*self.prefix, str(self.bin / "initdb"), "-D", str(data), "-U", self.user,
+        subprocess.run([str(self.bin / "initdb"), "-D", str(data), "-U", self.user,
                         "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       cwd=self.dir, **self._as())
         log = open(self.dir / "log", "wb")  # noqa: SIM115 - the server's, closed at stop
         self.proc = subprocess.Popen(
-            [*self.prefix, str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port),
+            [str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port),
              "-h", "127.0.0.1", "-k", str(self.dir), "-c", "fsync=off",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=100"], stdout=log, stderr=subprocess.STDOUT)
+             "-c", "max_connections=100"], stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+            **self._as())
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
