@@ -22,6 +22,7 @@ import contextlib
 import json
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,10 @@ async def _status(args: argparse.Namespace, store_cfg: Any) -> dict[str, Any]:
                 "retain_hot_s": svc.plan.retain_hot_s, "backlog": await svc.hot.backlog(),
                 "hot_floor": await svc.hot.floor(),
             }  # fmt: skip
+            # every row from this instant on is still in the store (null: nothing trimmed)
+            floor = out["hot_floor"]
+            out["hot_floor_utc"] = (datetime.fromtimestamp(floor, UTC).isoformat()
+                                    if floor else None)
             if svc.archive is not None:
                 out["archive_rows"], out["archive_actual_micro"] = await svc.archive.count()
             group_info = getattr(svc.hot, "group_info", None)
