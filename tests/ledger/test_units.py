@@ -271,3 +271,37 @@ async def test_a_failed_batch_goes_again_before_anything_after_it(
     await archive.close()
     await hot.close()
     await store.close()
+
+
+async def test_a_batch_a_dead_exporter_left_pending_is_exported_by_the_running_one(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """A `router ledger export` run dies with a batch delivered and not acknowledged, beside a
+    gateway's exporter that keeps running: once that batch has been idle ``stale_s``, the
+    running exporter reads it again; every row reaches the archive once, and the trim, held
+    back meanwhile, goes on."""
+    from router.budgets.export.redis_hot import RedisHotLedger
+
+    store = open_store(redis_server.url, prefix=f"stale{time.time_ns()}")
+    b = [BudgetSpec(Scope.GLOBAL, "all", Period.TOTAL, 10**9)]
+
+    async def settle(names: range) -> None:
+        for i in names:
+            r = await store.reserve(f"p{i:02d}", b, 5)
+            await store.settle(r, 5, LedgerRow(f"p{i:02d}", "m"))
+
+    await settle(range(10))
+    archive = FileArchive(tmp_path / "a")
+    running = Exporter(RedisHotLedger(store.client, store.key_prefix, stale_s=0.3), archive,
+                       retain_hot_s=0, batch=10)
+    assert (await running.export_once()).exported == 10  # running, its group read once
+    await settle(range(10, 35))
+    dead = RedisHotLedger(store.client, store.key_prefix)
+    assert len(await dead.fetch(10)) == 10  # delivered to the run that then dies
+    assert (await running.export_once()).exported == 15  # the rest, after the dead batch
+    assert await running.trim_once() == 10  # only what precedes the dead batch goes
+    time.sleep(0.4)
+    assert (await running.export_once()).exported == 10  # now stale: read again
+    assert sorted(r.request_id for r in archive.rows()) == [f"p{i:02d}" for i in range(35)]
+    assert await running.trim_once() == 24  # the rest, but the stream's last entry
+    await archive.close()
+    await store.close()

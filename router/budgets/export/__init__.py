@@ -10,11 +10,12 @@ from time to time delete acknowledged rows older than ``store.ledger.retain_hot`
 * A crash after the commit and before the acknowledgement makes the archive see them twice:
   PostgreSQL skips a ``request_id`` it has (``ON CONFLICT DO NOTHING``); the files archive
   skips rows up to the last id it committed for that source (kept with the files).
-* Redis: a consumer group (``export``) hands each entry to one reader; a restarted exporter
-  first re-reads the entries delivered but not acknowledged. In a fleet one replica is elected
-  to export (a lock key); another exporter running meanwhile (``router ledger export``) gets
-  other entries, never the same ones, except a dead exporter's unacknowledged tail, which the
-  archive deduplicates.
+* Redis: a consumer group (``export``) hands each entry to one reader; a restarted exporter,
+  or one that just took the lead, first re-reads the entries delivered but not acknowledged,
+  and a batch pending for ``stale_s`` (its exporter died beside this one) is re-read too. In a
+  fleet one replica is elected to export (a lock key); another exporter running meanwhile
+  (``router ledger export``) gets other entries, never the same ones, except an unacknowledged
+  batch re-read as above, which the archive deduplicates.
 * SQLite: a cursor (the last exported rowid) in the same file.
 
 Reports (:class:`History`) read the hot store for periods it still holds, and archive + the

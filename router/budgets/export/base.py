@@ -44,6 +44,10 @@ class HotLedger(abc.ABC):
         """The next entries not acknowledged yet, oldest first; first those handed out before
         and never acknowledged (a crashed exporter's batch)."""
 
+    async def resync(self) -> None:  # noqa: B027 - SQLite's cursor needs nothing
+        """This process just took the lead: read again first what is handed out and not
+        acknowledged (a previous leader's batch), before anything new."""
+
     @abc.abstractmethod
     async def ack(self, entries: Sequence[Entry]) -> None:
         """The archive has ``entries``: never hand them out again."""

@@ -110,11 +110,17 @@ class Exporter:
         growing pause; nothing is trimmed that the archive did not acknowledge."""
         failures = 0
         busy_logged = False
+        leading = False
         try:
             while not stop.is_set():
                 pause = self.interval_s
                 try:
-                    if await leader.hold():
+                    held = await leader.hold()
+                    if held and not leading:  # just took the lead: a dead leader's batch first
+                        await self.hot.resync()
+                        self._carry = []
+                    leading = held
+                    if held:
                         stats = await self.run_pass(leader)
                         if stats.exported >= self.max_pass:
                             pause = 0.0  # a backlog: go on at once

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -118,8 +119,13 @@ class RedisHotLedger(HotLedger):
     kind = "redis"
     unavailable = UNAVAILABLE
 
-    def __init__(self, client: Redis | RedisCluster, prefix: str) -> None:
+    def __init__(self, client: Redis | RedisCluster, prefix: str, *,
+                 stale_s: float = 60.0) -> None:  # fmt: skip
+        """``stale_s``: a pending entry idle this long belongs to an exporter that died (one
+        acknowledges each batch as soon as the archive has it): it is read again."""
         self._r = client
+        self.stale_ms = int(stale_s * 1000)
+        self._next_check = 0.0
         self._p = prefix
         self.stream = f"{prefix}:ledger"
         self._floor_key = f"{prefix}:ledger:floor"
@@ -148,6 +154,16 @@ class RedisHotLedger(HotLedger):
             summary = await self._r.xpending(self.stream, GROUP)
             top = summary.get("max") if summary.get("pending") else None
             self._replay_until = position(_text(top)) if top else None
+        elif self._replay_until is None and time.monotonic() >= self._next_check:
+            # every few seconds: another exporter's batch left pending (it died, e.g. a
+            # `router ledger export` run killed beside the gateways) is read again, not
+            # left to hold the trim back until a restart
+            self._next_check = time.monotonic() + min(30.0, self.stale_ms / 2000)
+            oldest: Any = await self._r.xpending_range(self.stream, GROUP, min="-", max="+",
+                                                      count=1, idle=self.stale_ms)
+            if oldest:
+                summary = await self._r.xpending(self.stream, GROUP)
+                self._replay_until = position(_text(summary["max"]))
         try:
             return await self._fetch(limit)
         except Exception:
@@ -155,6 +171,9 @@ class RedisHotLedger(HotLedger):
             # entries first, on the next call
             self._ready = False
             raise
+
+    async def resync(self) -> None:
+        self._ready = False  # the next fetch re-reads what is pending now, first
 
     async def _fetch(self, limit: int) -> list[Entry]:
         while True:
