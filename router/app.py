@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,6 +39,7 @@ from router.errors import (
 )
 from router.metrics import render
 from router.pipeline import Outcome, handle_chat, handle_embeddings
+from router.slow_bodies import BodyGuard
 from router.state import AppState, build_state
 from router.upstream.base import Transport
 from router.validate import parse_json_object, read_body
@@ -107,6 +110,8 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
             return response
         except GatewayError as exc:
             if out is not None and state is not None:
+                if out.decision is None and isinstance(exc, ServiceUnavailable):
+                    _nothing_callable(state, exc)
                 observe.finish(state.metrics, out, exc)
             else:
                 log.warning("request_id=%s status=%d error=%s message=%r",
@@ -123,18 +128,35 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
 class GatewayApp:
     """The ASGI app: hot POST paths go straight to their handler, the rest to FastAPI."""
 
-    def __init__(self, api: FastAPI, hot: dict[str, Endpoint]) -> None:
+    def __init__(self, api: FastAPI, hot: dict[str, Endpoint],
+                 current: Callable[[], AppState | None]) -> None:
         self.api = api
         self.hot = hot
+        self.current = current
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.hot.get(scope["path"])
-            if endpoint is not None:
-                response = await endpoint(Request(scope, receive))
-                await response(scope, receive, send)
-                return
-        await self.api(scope, receive, send)
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        state = self.current()
+        guard = None
+        if state is not None:  # bodies get a deadline and a cap per client (slow_bodies.py)
+            server = state.config.server
+            guard = BodyGuard(scope, receive, send, state.pending_bodies,
+                              timeout_s=server.body_timeout_s,
+                              cap=server.max_pending_bodies_per_client)
+            receive, send = guard.receive, guard.send
+        try:
+            if scope["method"] == "POST":
+                endpoint = self.hot.get(scope["path"])
+                if endpoint is not None:
+                    response = await endpoint(Request(scope, receive))
+                    await response(scope, receive, send)
+                    return
+            await self.api(scope, receive, send)
+        finally:
+            if guard is not None:
+                guard.release()
 
 
 def create_app(
@@ -180,7 +202,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served below, only when server.api_docs is on
     )
     app.include_router(admin_router)
 
@@ -206,9 +228,31 @@ def create_app(
         return JSONResponse({"status": "ready", "models": len(state.targets)})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(state: State) -> Response:
+    async def metrics(request: Request, state: State) -> Response:
+        state.metrics_auth.check(request.headers)
         body, content_type = render(state.metrics)
         return Response(body, media_type=content_type)
+
+    # The schema lists the admin API too: served only with server.api_docs (the config is read
+    # in the lifespan, after the routes exist, hence the check per request).
+    def api_docs(request: Request, state: AppState) -> None:
+        if not state.config.server.api_docs:
+            raise NotFound(f"Unknown path {request.url.path}.")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request, state: State) -> Response:
+        api_docs(request, state)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request, state: State) -> Response:
+        api_docs(request, state)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="federated-router")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request, state: State) -> Response:
+        api_docs(request, state)
+        return get_redoc_html(openapi_url="/openapi.json", title="federated-router")
 
     @app.get("/v1/models")
     async def list_models(request: Request, state: State) -> dict[str, Any]:
@@ -258,7 +302,7 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return error_response(GatewayError("Internal error in the gateway."))
 
-    return GatewayApp(app, hot)
+    return GatewayApp(app, hot, current)
 
 
 async def _publish_budgets_forever(state: AppState, every_s: float = 5.0) -> None:
@@ -283,6 +327,16 @@ def _on_sighup(callback: Callable[[], None]) -> None:
         log.debug("SIGHUP reload not available here")
 
 
+def _nothing_callable(state: AppState, exc: ServiceUnavailable) -> None:
+    """A 503 raised before any model was chosen is the routing finding no model it may use
+    callable now (keys unset, circuits open: ``state.unavailable``): retrying at once cannot
+    help, so say so to the SDKs (which otherwise retry a 503 twice), and when to try again."""
+    exc.headers.setdefault("x-should-retry", "false")
+    wait = state.health.retry_in(state.unavailable)
+    if wait is not None:
+        exc.headers.setdefault("retry-after", str(max(1, math.ceil(wait))))
+
+
 def _model_cards(state: AppState) -> list[dict[str, Any]]:
     cards: list[dict[str, Any]] = []
     created = 1_700_000_000
@@ -296,11 +350,15 @@ def _model_cards(state: AppState) -> list[dict[str, Any]]:
         cards.append({"id": name, "object": "model", "created": created, "owned_by": "router",
                       "router": info})
     for name, priced in state.catalogue.items():
-        info = priced.metadata()
-        del info["id"]
-        info["available"] = state.targets[name].missing_key is None
+        meta = priced.metadata()
+        del meta["id"]
+        why = state.unavailable.get(name)
+        meta["available"] = why is None
+        meta["unavailable_reason"] = why
+        if state.health.enabled:
+            meta["circuit"] = state.health.status(name)
         cards.append({"id": name, "object": "model", "created": created,
-                      "owned_by": priced.config.provider, "router": info})
+                      "owned_by": priced.config.provider, "router": meta})
     return cards
 
 

@@ -6,6 +6,7 @@ A key is known to the rest of the gateway only by its alias (in logs, metrics, t
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -96,3 +97,27 @@ class KeyRing:
     def authenticate_request(self, headers: Mapping[str, str]) -> Caller:
         """:meth:`authenticate` on a request's headers."""
         return self.authenticate(*request_credentials(headers))
+
+
+class MetricsAuth:
+    """Who may read ``GET /metrics`` (``server.metrics_auth``): anyone, or whoever presents the
+    bearer token. Compared in constant time; the token never appears in a message."""
+
+    def __init__(self, token: str | None, *, required: bool, token_env: str = "") -> None:
+        self.required = required
+        self.token_env = token_env
+        self._token = token.encode() if token else None
+
+    def check(self, headers: Mapping[str, str]) -> None:
+        if not self.required:
+            return
+        presented = presented_key(headers.get("authorization"), None)
+        if self._token is None:
+            raise AuthenticationFailed(
+                f"/metrics needs a bearer token, and {self.token_env} is not set in the "
+                "gateway's environment: every scrape is refused.",
+                headers={"www-authenticate": 'Bearer realm="metrics"'})
+        if presented is None or not hmac.compare_digest(presented.encode(), self._token):
+            raise AuthenticationFailed(
+                f"/metrics needs 'Authorization: Bearer <the token in {self.token_env}>'.",
+                headers={"www-authenticate": 'Bearer realm="metrics"'})

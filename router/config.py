@@ -104,6 +104,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CircuitBreakerConfig(_Strict):
+    """Passive health per model (router/upstream/health.py): failed attempts open a circuit."""
+
+    #: Consecutive failed attempts on a model (no HTTP answer: refused, reset, timed out; or a
+    #: 5xx) that open its circuit: routes and fallbacks pass over it. 0 turns circuits off.
+    failure_threshold: int = Field(5, ge=0, le=1000)
+    #: How long a circuit stays open before one request may probe the model (half-open).
+    cooldown_s: float = Field(30.0, gt=0, le=86400)
+    #: Each failed probe doubles the cool-down, up to this.
+    max_cooldown_s: float = Field(300.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CircuitBreakerConfig:
+        if self.max_cooldown_s < self.cooldown_s:
+            raise ValueError("max_cooldown_s must be at least cooldown_s")
+        return self
+
+
+class MetricsAuthConfig(_Strict):
+    """``GET /metrics`` needs ``Authorization: Bearer <token>`` (it shows spend per key alias
+    and team); Prometheus sends it (``authorization`` in a scrape config, or a ServiceMonitor's
+    ``authorization``)."""
+
+    #: Environment variable holding the token. Unset when the gateway starts: every scrape is
+    #: refused (401) and the log says why.
+    token_env: str = Field("ROUTER_METRICS_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -118,6 +146,19 @@ class ServerConfig(_Strict):
     retry_backoff_max_s: float = Field(8.0, ge=0)
     #: Trust an incoming ``x-request-id`` header (e.g. from a load balancer) instead of minting one.
     trust_request_id: bool = True
+    #: A request body must have arrived in full this many seconds after the request's headers;
+    #: else 408 and the connection is closed (router/slow_bodies.py).
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    #: Requests of one client address that may be waiting for their body at once (per worker
+    #: process); more are refused at once with 429. 0: no cap.
+    max_pending_bodies_per_client: int = Field(16, ge=0)
+    #: Passive health of each model: when to stop calling it for a while.
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    #: Require a bearer token on ``GET /metrics`` (null: open, fine on a loopback address).
+    metrics_auth: MetricsAuthConfig | None = None
+    #: Serve the OpenAPI schema and its viewers (/openapi.json, /docs, /redoc). Off: they list
+    #: the admin API to anyone who asks.
+    api_docs: bool = False
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

@@ -15,10 +15,13 @@ Nothing is decided by matching message strings.
     ├── ModelNotFound                404 invalid_request_error / code model_not_found
     ├── NotFound                     404 invalid_request_error / code not_found
     ├── MethodNotAllowed             405 invalid_request_error / code method_not_allowed
+    ├── RequestTimeout               408 invalid_request_error / code request_timeout (slow body)
     ├── PayloadTooLarge              413 invalid_request_error / code request_too_large
     ├── UnsupportedMediaType         415 invalid_request_error / code unsupported_media_type
     ├── TooManyRequests              429 rate_limit_exceeded (with Retry-After)
-    │   └── BudgetExceededError      429 budget_exceeded (scope, limit, spend, reset)
+    │   ├── BudgetExceededError      429 budget_exceeded (scope, limit, spend, reset)
+    │   └── TooManyPendingBodies     429 too_many_pending_bodies (one client's slow bodies)
+    ├── ClientDisconnected           499 (logged only: the client left while sending its body)
     ├── UpstreamError                502 upstream_error (after retries and fallbacks)
     │   └── UpstreamClientError      4xx passed through: the upstream refused the request itself
     ├── ServiceUnavailable           503 service_unavailable
@@ -112,6 +115,14 @@ class MethodNotAllowed(GatewayError):
     default_code = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    """The request body did not arrive in full in time (``server.body_timeout_s``)."""
+
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
@@ -135,6 +146,20 @@ class BudgetExceededError(TooManyRequests):
 
     type = "budget_exceeded"
     default_code = "budget_exceeded"
+
+
+class TooManyPendingBodies(TooManyRequests):
+    """One client address has ``server.max_pending_bodies_per_client`` bodies still arriving."""
+
+    default_code = "too_many_pending_bodies"
+
+
+class ClientDisconnected(GatewayError):
+    """The client closed the connection before its request body arrived: nobody to answer."""
+
+    status = 499
+    type = "client_disconnected"
+    default_code = "client_disconnected"
 
 
 class UpstreamError(GatewayError):

@@ -95,8 +95,17 @@ class Metrics:
                                "same model.", ("model",))
         self.fallbacks = counter("fallbacks", "Requests answered by a fallback model.",
                                  ("from_model", "to_model"))
-        self.classifications = counter("classifications", "Classifier outcomes by task and "
-                                       "confidence band.", ("task", "band"))
+        # The worst state among the live worker processes (each has its own circuits).
+        self.circuit_state = gauge("upstream_circuit_state", "Each model's circuit: 0 closed, "
+                                   "1 half-open (a probe in flight), 2 open (routing and "
+                                   "fallbacks pass over it).", ("model",), mode="livemax")
+        self.circuit_opened = counter("upstream_circuit_opened", "Times a model's circuit "
+                                      "opened: consecutive failures reached the threshold, or "
+                                      "a probe failed.", ("model",))
+        self.classifications = counter("classifications", "Classifier outcomes by task, "
+                                       "confidence band and difficulty band (easy, medium, "
+                                       "hard; none: not estimated).",
+                                       ("task", "band", "difficulty"))
         self.policy_reloads = counter("policy_reloads", "Policy reload attempts by result "
                                       "(ok, error).", ("result",))
         self.store_errors = counter("store_errors", "Budget-store operations that failed.",

@@ -17,6 +17,7 @@ from router.metrics import Metrics, confidence_band
 if TYPE_CHECKING:
     from router.budgets import LedgerRow
     from router.pipeline import Outcome
+    from router.policy.difficulty import DifficultyGuess
     from router.upstream.dispatch import Attempt
 
 log = logging.getLogger("router.request")
@@ -66,8 +67,10 @@ def spent(metrics: Metrics, row: LedgerRow) -> None:
     m.child(m.reference_spend, team, key, task).inc(row.reference_micro)
 
 
-def classified(metrics: Metrics, task: str, confidence: float) -> None:
-    metrics.child(metrics.classifications, task, confidence_band(confidence)).inc()
+def classified(metrics: Metrics, task: str, confidence: float,
+               difficulty: DifficultyGuess | None = None) -> None:
+    band = difficulty.band if difficulty is not None else "none"
+    metrics.child(metrics.classifications, task, confidence_band(confidence), band).inc()
 
 
 def attempt(metrics: Metrics, a: Attempt, retry: bool) -> None:
@@ -77,3 +80,14 @@ def attempt(metrics: Metrics, a: Attempt, retry: bool) -> None:
     if a.outcome != "ok":
         reason = a.outcome.replace(" ", "_")
         metrics.child(metrics.upstream_errors, a.model, reason).inc()
+
+
+def circuit(metrics: Metrics, model: str, state: int, opened: bool) -> None:
+    """A model's circuit changed state (router.upstream.health's observer)."""
+    metrics.child(metrics.circuit_state, model).set(state)
+    if opened:
+        metrics.child(metrics.circuit_opened, model).inc()
+        log.warning("model=%s circuit open: routing passes over it until a probe succeeds",
+                    model)
+    elif state == 0:
+        log.info("model=%s circuit closed: a probe succeeded", model)

@@ -261,10 +261,14 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
     counter = counting_model(policy, requested)
     tokenizer = state.tokenizers[counter] if counter is not None else "estimate"
     tokens = count_chat_tokens(body, tokenizer)
-    cls = state.classify_fast(body["messages"]) if state.classify_fast is not None else None
+    messages = body["messages"]
+    cls = state.classify_fast(messages) if state.classify_fast is not None else None
+    rule = policy.difficulty
+    difficulty = rule.estimate_messages(messages) if rule is not None and rule.on else None
     if cls is not None:
-        observe.classified(state.metrics, cls.task, cls.confidence)
-    facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream)
+        observe.classified(state.metrics, cls.task, cls.confidence, difficulty)
+    facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream,
+                       difficulty)
     budgets = state.accountant.applicable(policy, out.caller)[0]
     decision = decide(facts, policy, budget=state.accountant.view.state(budgets),
                       unavailable=state.unavailable)

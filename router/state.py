@@ -16,16 +16,18 @@ from typing import Any
 from router import observe
 from router.accounting import Accountant
 from router.admin.keys import DynamicKeys, dynamic_keys_for
-from router.auth import KeyRing
+from router.auth import KeyRing, MetricsAuth
 from router.budgets import BudgetStore, open_store
 from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
 from router.metrics import Metrics
 from router.policy import PolicyReloader, ReloadEvent, default_policy_path
 from router.policy.request import Classify, load_classifier, without_signals
+from router.slow_bodies import PendingBodies
 from router.tokens import configure_offline, text_counter, tokenizer_for
 from router.upstream.base import Target, Transport, build_target
 from router.upstream.dispatch import Dispatcher
+from router.upstream.health import Health, Unavailable
 
 log = logging.getLogger("router")
 
@@ -51,8 +53,15 @@ class AppState:
     ready: bool = False
     #: Keys created through the admin API (also consulted by ``keys``).
     dynamic_keys: DynamicKeys | None = None
-    #: Models that cannot be called from here (model -> why): routes pass over them.
-    unavailable: dict[str, str] = field(default_factory=dict)
+    #: Who may read GET /metrics (server.metrics_auth).
+    metrics_auth: MetricsAuth = field(default_factory=lambda: MetricsAuth(None, required=False))
+    #: Passive health of each model (circuits), fed by the dispatcher's attempts.
+    health: Health = field(default_factory=lambda: Health(0, 1.0, 1.0))
+    #: Models that cannot be called from here now (model -> why): their key variable is unset,
+    #: or their circuit is open. Routes pass over them.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    #: Requests per client address still waiting for their body (router/slow_bodies.py).
+    pending_bodies: PendingBodies = field(default_factory=PendingBodies)
 
     async def aclose(self) -> None:
         if self.policy is not None:
@@ -84,12 +93,20 @@ def build_state(
         text_counter(tokenizer)  # load BPE files now, not on the first request
     server = config.server
     metrics = Metrics()
+    cb = server.circuit_breaker
+    health = Health(cb.failure_threshold, cb.cooldown_s, cb.max_cooldown_s,
+                    on_change=lambda model, st, opened: observe.circuit(metrics, model, st, opened))
+    if health.enabled:  # the series exist from the start, at 0 (closed)
+        for name in config.models:
+            metrics.child(metrics.circuit_state, name).set(0)
+            metrics.child(metrics.circuit_opened, name)
     dispatcher = Dispatcher(
         targets,
         transports,
         backoff_base_s=server.retry_backoff_base_s,
         backoff_max_s=server.retry_backoff_max_s,
         observer=lambda a, retry: observe.attempt(metrics, a, retry),
+        health=health,
     )
     keys = KeyRing(resolve_key_hashes(config, env_map), require_key=config.auth.require_key)
     policy = None
@@ -117,9 +134,23 @@ def build_state(
         classify=classify,
         classify_fast=without_signals(classify),
         dynamic_keys=dynamic_keys,
-        unavailable={name: f"{t.missing_key} is not set in the gateway's environment"
-                     for name, t in targets.items() if t.missing_key},
+        health=health,
+        metrics_auth=_metrics_auth(config, env_map),
+        unavailable=Unavailable(
+            {name: f"{t.missing_key} is not set in the gateway's environment"
+             for name, t in targets.items() if t.missing_key}, health),
     )
+
+
+def _metrics_auth(config: Config, env: Mapping[str, str]) -> MetricsAuth:
+    settings = config.server.metrics_auth
+    if settings is None:
+        return MetricsAuth(None, required=False)
+    token = env.get(settings.token_env) or None
+    if token is None:
+        log.warning("server.metrics_auth: %s is not set: every GET /metrics is refused (401)",
+                    settings.token_env)
+    return MetricsAuth(token, required=True, token_env=settings.token_env)
 
 
 def open_budget_store(config: Config) -> BudgetStore:

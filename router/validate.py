@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 
-from router.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
+from router.errors import ClientDisconnected, InvalidRequest, MalformedJSON, PayloadTooLarge
+from router.upstream.wire import SURROGATE_ESCAPE, parse_lone_surrogates
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -21,7 +23,16 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes: up front when the declared
-    ``content-length`` is over it, else as soon as what has arrived is."""
+    ``content-length`` is over it, else as soon as what has arrived is. A client that leaves
+    while sending it raises :class:`ClientDisconnected` (nothing to answer; logged)."""
+    try:
+        return await _read_body(request, limit)
+    except ClientDisconnect:
+        raise ClientDisconnected("The client closed the connection while sending the request "
+                                 "body.") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
@@ -45,7 +56,12 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
+        if not SURROGATE_ESCAPE.search(raw):
+            raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
+        try:  # a lone surrogate escape, as JavaScript writes half an emoji (upstream/wire.py)
+            body = parse_lone_surrogates(raw)
+        except ValueError:
+            raise MalformedJSON(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {type(body).__name__}.")
     return body
@@ -72,6 +88,36 @@ def model_field(body: dict[str, Any]) -> str:
     return model
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _check_parts(parts: list[Any], i: int) -> None:
+    """Content parts are objects with a string ``type`` (as OpenAI requires): counting and
+    classifying dispatch on it."""
+    for j, part in enumerate(parts):
+        where = f"messages[{i}].content[{j}]"
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"'{where}' must be an object, not a {_json_type(part)}.",
+                                 param=where)
+        kind = part.get("type")
+        if kind is None:
+            raise InvalidRequest(f"Missing required parameter: '{where}.type'.",
+                                 param=f"{where}.type")
+        if not isinstance(kind, str):
+            raise InvalidRequest(f"'{where}.type' must be a string, not a {_json_type(kind)}.",
+                                 param=f"{where}.type")
+
+
 def check_chat(body: dict[str, Any]) -> tuple[str, bool, int | None, int]:
     """Check a chat-completions body; return (model, stream, max_tokens, n)."""
     model = model_field(body)
@@ -84,13 +130,16 @@ def check_chat(body: dict[str, Any]) -> tuple[str, bool, int | None, int]:
         if not isinstance(message, dict):
             raise InvalidRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
+            got = repr(role) if isinstance(role, str) else f"a {_json_type(role)}"
             raise InvalidRequest(
-                f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}; got {role!r}.",
+                f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}; got {got}.",
                 param=f"messages[{i}].role",
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if isinstance(content, list):
+            _check_parts(content, i)
+        elif content is not None and not isinstance(content, str):
             raise InvalidRequest(
                 f"'messages[{i}].content' must be a string or an array of content parts.",
                 param=f"messages[{i}].content",

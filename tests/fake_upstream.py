@@ -19,7 +19,8 @@ Behaviour is steered by directives in the last user message, e.g. ``[[fake:statu
 =================  ============================================================================
 
 Upstream model ids starting with ``broken-`` always answer 503; an upstream key ``wrong`` gets
-401 with a message quoting the key, as OpenAI does. ``GET /_requests`` returns the bodies received.
+401 with a message quoting the key, as OpenAI does. ``GET /_requests`` returns the bodies received
+(lone surrogates as U+FFFD, as OpenAI reads them), ``GET /_raw`` the same as the text that arrived.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import base64
 import collections
+import json
 import os
 import re
 import struct
@@ -125,31 +127,64 @@ def directives(body: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with U+FFFD for lone surrogates (so that ``/_requests`` can encode it)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def error(status: int, message: str, kind: str = "server_error", code: str | None = None) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
+@web.middleware
+async def _reject_unreadable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A body this fake cannot read (a parameter of the wrong type, say ``tools: 5``) gets a 400
+    in OpenAI's shape, as OpenAI answers malformed parameters, never a 500 (which the gateway
+    would rightly retry as an upstream failure)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        return error(400, f"Invalid request body (fake upstream: {type(exc).__name__}).",
+                     "invalid_request_error")
+
+
 class Fake:
     def __init__(self) -> None:
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+        #: The request bodies as they arrived (text), for tests of what went on the wire.
+        self.raw: collections.deque[str] = collections.deque(maxlen=200)
         self.fail_counts: dict[str, int] = collections.defaultdict(int)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_reject_unreadable])
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.anthropic)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_requests", self.recorded)
+        app.router.add_get("/_raw", self.recorded_raw)
         app.router.add_post("/_reset", self.reset)
         return app
 
     async def recorded(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(list(self.requests)), content_type="application/json")
 
+    async def recorded_raw(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(list(self.raw)), content_type="application/json")
+
     async def reset(self, request: web.Request) -> web.Response:
         self.requests.clear()
+        self.raw.clear()
         self.fail_counts.clear()
         return web.Response(text="ok")
 
@@ -166,11 +201,16 @@ class Fake:
             return None, error(401, f"Incorrect API key provided: {key}. You can find your API key at "
                                "https://platform.openai.com/account/api-keys.", "invalid_request_error",
                                "invalid_api_key")
+        raw = await request.read()
+        self.raw.append(raw.decode("utf-8", "replace"))
         try:
-            body = orjson.loads(await request.read())
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return None, error(400, "We could not parse the JSON body of your request.",
-                               "invalid_request_error")
+            try:  # lone surrogate escapes ("\ud83d"): valid JSON, which OpenAI accepts
+                body = _without_surrogates(json.loads(raw.decode("utf-8")))
+            except ValueError:
+                return None, error(400, "We could not parse the JSON body of your request.",
+                                   "invalid_request_error")
         self.requests.append(body)
         d = directives(body)
         if "delay" in d:
@@ -312,7 +352,10 @@ class Fake:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         if inputs and all(isinstance(x, int) for x in inputs):
             inputs = [inputs]
-        dims = int(body.get("dimensions") or 8)
+        dims = body.get("dimensions") or 8
+        if not isinstance(dims, int) or not 1 <= dims <= 3072:  # as OpenAI's range check
+            return error(400, "Invalid 'dimensions': must be an integer from 1 to 3072.",
+                         "invalid_request_error")
         as_base64 = body.get("encoding_format") == "base64"
         data, tokens = [], 0
         for i, item in enumerate(inputs):

@@ -91,8 +91,8 @@ def _spawn(args: list[str], port: int, log_path: Path, env: dict[str, str] | Non
     return handle
 
 
-def start_fake_upstream(tmp: Path) -> Proc:
-    port = free_port()
+def start_fake_upstream(tmp: Path, port: int | None = None) -> Proc:
+    port = port or free_port()
     return _spawn([sys.executable, str(REPO / "tests" / "fake_upstream.py"), "--port", str(port)],
                   port, tmp / f"fake-{port}.log", None, "/v1/models")
 

@@ -419,6 +419,18 @@ def llm_cost() -> db.Dashboard:
     p.add(ts("Classifier outcomes", "reqps", stacked=True),
           query(rate(M.classifications, ["task", "band"]), "{{task}} {{band}}"), w=6,
           description="Requests classified per second, by task and confidence band.")
+    p.add(ts("Routing mix by difficulty: requests by task and difficulty band", "reqps",
+             stacked=True),
+          query(rate(M.classifications, ["task", "difficulty"]), "{{task}} {{difficulty}}"),
+          w=12, description="Requests per second by task class and the difficulty band the "
+                            "estimate put them in (easy, medium, hard; none: the policy has no "
+                            "difficulty section). Easy prompts may go below their task's bar, "
+                            "hard ones need more (docs/policy.md).")
+    p.add(piechart.Panel().title("Difficulty mix over the range").unit("short")
+          .pie_type(piechart_type())
+          .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)),
+          query(increase(M.classifications, ["task", "difficulty"]),
+                "{{task}} {{difficulty}}", instant=True), w=12)
 
     p.row("Budgets")
     used = f"{per_budget(M.budget_spent)} / {per_budget(M.budget_limit)}"
@@ -460,7 +472,7 @@ def piechart_type() -> Any:
 # ----------------------------------------------------------------------------- Gateway health
 
 HEALTH_HELP = ("Traffic, errors, latency and the gateway's own overhead; upstream failures, "
-               "retries and fallbacks; budget-store errors and policy reloads.")
+               "retries, fallbacks and circuits; budget-store errors and policy reloads.")
 
 
 def gateway_health() -> db.Dashboard:
@@ -534,6 +546,16 @@ def gateway_health() -> db.Dashboard:
           query(rate(M.fallbacks, ["from_model", "to_model"], **t),
                 "{{from_model}} → {{to_model}}"), w=8,
           description="Requests per second answered by a fallback model.")
+    p.add(ts("Circuits by model (0 closed, 1 half-open, 2 open)", "short"),
+          query(f"max by (model) ({sel(M.circuit_state, model='~$model', **t)})", "{{model}}"),
+          w=12, description="A model whose consecutive failures reached "
+                            "server.circuit_breaker.failure_threshold is open: routing and "
+                            "fallbacks pass over it until a probe after the cool-down succeeds. "
+                            "The worst state among the replicas (each keeps its own).")
+    p.add(ts("Circuit openings by model", "short", bars=True),
+          query(rate(M.circuit_opened, ["model"], model="~$model", **t, fn="increase"),
+                "{{model}}"), w=12,
+          description="Circuits opened (failures reached the threshold, or a probe failed).")
 
     p.row("Budget store and policy")
     p.add(ts("Budget-store errors by operation", "short", bars=True),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from router.classify.data import PROJECT_DATA, read_jsonl
+from router.classify.material import split
 
 
 def _token_counter() -> Callable[[str], int] | None:
@@ -34,9 +35,13 @@ def _token_counter() -> Callable[[str], int] | None:
         return None
 
 
-def build_prompt(lang: str, tokens: int, count: Callable[[str], int] | None) -> tuple[str, int]:
-    """Join project prompts of one language until the text is ``tokens`` long."""
-    parts = [r.prompt for r in read_jsonl(PROJECT_DATA) if r.lang == lang]
+def build_prompt(lang: str, tokens: int, count: Callable[[str], int] | None,
+                 material: bool = False) -> tuple[str, int]:
+    """Join project prompts of one language until the text is ``tokens`` long: prompts without
+    pasted or quoted material, or (``material``) only prompts with some (fenced code, quotes),
+    which the classifier featurises in two parts."""
+    parts = [r.prompt for r in read_jsonl(PROJECT_DATA)
+             if r.lang == lang and bool(split(r.prompt).material) == material]
     text = ""
     i = 0
     per_token = 4.0 if lang == "en" else 1.1  # chars per token, when no tokenizer is available
@@ -168,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             text, ntok = build_prompt(lang, args.tokens, count)
             key = f"{lang} {ntok} tokens, {len(text)} chars, explain={explain}"
             cases[key] = ([{"role": "user", "content": text}], explain)
+    text, ntok = build_prompt("en", args.tokens, count, material=True)
+    cases[f"en {ntok} tokens with pasted code and quotes, {len(text)} chars, explain=False"] = (
+        [{"role": "user", "content": text}], False)
     report["cases"] = bench(cases, args.n, args.rounds)
     report["memory_mib"]["after_bench_rss"] = round(_rss_kib() / 1024, 1)
     report["machine_stalls"] = hiccups()

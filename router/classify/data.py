@@ -13,7 +13,8 @@ from router.classify.overrides import TASKS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent
-PROJECT_DATA = PACKAGE_DIR / "data" / "project.jsonl"
+PACKAGE_DATA = PACKAGE_DIR / "data"
+PROJECT_DATA = PACKAGE_DATA / "project.jsonl"
 DATA_ENV = "ROUTER_CLASSIFIER_DATA"
 
 #: Files whose prompts are one another's translations, or otherwise share an origin, are one
@@ -21,8 +22,16 @@ DATA_ENV = "ROUTER_CLASSIFIER_DATA"
 FAMILIES = {
     "awesome_chatgpt_prompts": "awesome_chatgpt_prompts",
     "awesome_chatgpt_prompts_zh": "awesome_chatgpt_prompts",
+    "mgsm_zh": "gsm8k",  # GSM8K test problems translated into Chinese
+    "gaokao_more": "gaokao",  # the same exam as gaokao_math_zh
+    "gaokao_math_zh": "gaokao",
 }
 PROJECT = "project"
+NEITHER_SHARE = 1.0
+#: A label for questions that are neither task ("explain X"): trained towards confidence 0.5
+#: and reported apart from the accuracy figures.
+NEITHER = "neither"
+LABELS = (*TASKS, NEITHER)
 
 
 @dataclass(frozen=True)
@@ -61,8 +70,8 @@ def read_jsonl(path: Path, group: str | None = None) -> list[Row]:
                 raise ValueError(f"{path}:{lineno}: not JSON: {exc}") from exc
             label = obj.get("label")
             prompt = obj.get("prompt")
-            if label not in TASKS or not isinstance(prompt, str):
-                raise ValueError(f"{path}:{lineno}: needs 'prompt' and 'label' in {TASKS}")
+            if label not in LABELS or not isinstance(prompt, str):
+                raise ValueError(f"{path}:{lineno}: needs 'prompt' and 'label' in {LABELS}")
             source = str(obj.get("source", name))
             lang = obj.get("lang") or guess_lang(prompt)
             row_group = PROJECT if source == PROJECT else name
@@ -80,8 +89,15 @@ def load_dir(data_dir: Path) -> list[Row]:
     return rows
 
 
-def load_training(data_dir: Path | None = None, project: Path | None = PROJECT_DATA) -> list[Row]:
+def load_training(data_dir: Path | None = None, project: Path | None = PROJECT_DATA,
+                  package_data: Path | None = PACKAGE_DATA) -> list[Row]:
+    """The shared data, the public sources shipped in ``router/classify/data`` (written by
+    ``python -m router.classify.sources``) and the project's own prompts, in that order."""
     rows = load_dir(data_dir or default_data_dir())
+    if package_data is not None:
+        for path in sorted(package_data.glob("*.jsonl")):
+            if path.name != PROJECT_DATA.name:
+                rows.extend(read_jsonl(path))
     if project is not None and project.exists():
         rows.extend(read_jsonl(project, group=PROJECT))
     return rows
@@ -91,14 +107,16 @@ def row_weights(rows: Sequence[Row]) -> list[float]:
     """Weights that stop big or templated sources from dominating.
 
     Each (source, label) group gets a total weight of sqrt(its size); then each (language, label)
-    is scaled to the same total, so both classes count equally in each language.
+    is scaled to the same total, so both classes count equally in each language ("neither"
+    rows, if any, weigh ``NEITHER_SHARE`` of a class).
     """
     sizes = Counter((r.group, r.label) for r in rows)
     raw = [1.0 / sizes[(r.group, r.label)] ** 0.5 for r in rows]
     totals: Counter[tuple[str, str]] = Counter()
     for r, w in zip(rows, raw, strict=True):
         totals[(r.lang, r.label)] += w
-    return [w / totals[(r.lang, r.label)] for r, w in zip(rows, raw, strict=True)]
+    return [w / totals[(r.lang, r.label)] * (NEITHER_SHARE if r.label == NEITHER else 1.0)
+            for r, w in zip(rows, raw, strict=True)]
 
 
 def class_balanced_weights(rows: Sequence[Row]) -> list[float]:

@@ -65,12 +65,43 @@ def evaluate(rows: Sequence[tuple[Any, str, str]]) -> dict[str, Any]:
     return out
 
 
+def markdown(held: dict[str, Any]) -> str:
+    """The held-out figures of ``model.json`` as the Markdown tables of docs/classifier.md."""
+    lines = ["| | rows | balanced accuracy | recall reasoning | recall expression "
+             "| wrong at confidence >= 0.9 |", "|---|---|---|---|---|---|"]
+    for code, v in held["per_language"].items():
+        lines.append(f"| {code} | {v['n']:,} | **{100 * v['balanced_accuracy']:.1f}%** | "
+                     f"{100 * v['recall_reasoning']:.1f}% | {100 * v['recall_expression']:.1f}% "
+                     f"| {100 * v.get('confident_error_rate', 0):.1f}% |")
+    lines += ["", "| confidence | rows | mean confidence | accuracy |", "|---|---|---|---|"]
+    for b in held["reliability"]:
+        if b["n"]:
+            lines.append(f"| {b['band'].replace('-', '–')} | {b['n']:,} | "
+                         f"{b['mean_confidence']:.3f} | {b['accuracy']:.3f} |")
+    lines += ["", "| source (held out) | rows | accuracy per language/label | errors at >= 0.9 |",
+              "|---|---|---|---|"]
+    for group, cells in held.get("per_source", {}).items():
+        parts, n, bad = [], 0, 0
+        for key, v in cells.items():
+            if "accuracy" in v:
+                parts.append(f"{key} {100 * v['accuracy']:.1f}% of {v['n']:,}")
+                n += v["n"]
+                bad += v.get("confident_errors", 0)
+            else:
+                parts.append(f"{key}: mean confidence {v['mean_confidence']:.2f} "
+                             f"({v['n']} rows)")
+        lines.append(f"| {group} | {n:,} | {'; '.join(parts)} | {bad} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m router.classify.eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", default=None, metavar="FILE.jsonl",
                     help="labelled JSONL files to evaluate on")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the stored held-out figures as Markdown tables")
     args = ap.parse_args(argv)
     if args.data is None:
         meta = json.loads(MODEL_JSON.read_text(encoding="utf-8"))
@@ -81,10 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps(held, indent=2, ensure_ascii=False))
             return 0
+        if args.markdown:
+            print(markdown(held))
+            return 0
         print(format_summary(held, "held-out sources, from training (leave one source out)"))
         print("  per source (accuracy when that source was held out):")
         for group, cells in held.get("per_source", {}).items():
-            parts = [f"{key} {100 * v['accuracy']:.1f}% of {v['n']}" for key, v in cells.items()]
+            parts = [f"{key} {100 * v['accuracy']:.1f}% of {v['n']}" if "accuracy" in v else
+                     f"{key} mean confidence {v['mean_confidence']:.2f} of {v['n']}"
+                     for key, v in cells.items()]
             print(f"    {group:<26} " + "; ".join(parts))
         if "held_out_public_only" in meta:
             print(format_summary(meta["held_out_public_only"],

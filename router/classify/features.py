@@ -16,6 +16,10 @@
 5. Explicit, language-neutral signals (writing verbs, translate/summarise/rewrite cues, maths,
    logic and code cues...; see :mod:`router.classify.lexicon`) are counted by matching the same
    n-gram keys against a table of cue keys laid out by bucket, in the whole text and at its ends.
+6. Fenced code and quoted passages are *material* (:mod:`router.classify.material`): steps 2-5
+   run on the instruction without them, and the material's n-grams and cues are a family of
+   their own (permuted buckets, their own signal weights), so "write an email about this code"
+   is decided by what it asks rather than by the code.
 """
 
 from __future__ import annotations
@@ -29,17 +33,19 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.lexicon import CONCEPTS, STRUCTURAL
+from router.classify.material import split
 
 U32 = np.uint32
 Array = npt.NDArray[np.uint32]
 
 # Hash constants (odd, 32-bit). Changing any of them changes the model: bump FEATURE_VERSION.
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 _P = 0x01000193  # rolling-hash base (FNV prime)
 _Q = 0x9E3779B1  # combines tokens into n-grams
 _MIX = 0x85EBCA6B  # multiplicative hashing into buckets
 _OFFSET = 0x2545F491  # added to every token hash, so all-digit tokens are not 0
 _HEAD_XOR = 0x5BD1E995  # permutes the buckets of the "instruction" family (masked)
+_MATERIAL_XOR = 0x27D4EB2F  # permutes the buckets of the "material" family (masked)
 
 # The same constants as numpy scalars, made once: the hot path passes them to ufuncs.
 _P32, _Q32, _MIX32, _OFFSET32 = U32(_P), U32(_Q), U32(_MIX), U32(_OFFSET)
@@ -107,29 +113,43 @@ class NGrams(NamedTuple):
     numbers: int  # how many tokens are numbers
 
 
+class Material(NamedTuple):
+    """What :meth:`Featurizer.counts` needs of a text's material."""
+
+    tokens: int
+    numbers: int  # how many of the tokens are numbers
+    ids: list[int]  # the concept of each cue found in it
+    chars: int
+
+
 class Features:
     """One text's features.
 
-    ``keys`` are the 32-bit n-gram keys: the ``n`` token unigrams, then ``n - 1`` bigrams, then
-    ``n - 2`` trigrams. ``idx`` holds their ``m = len(keys)`` buckets, then the buckets of the
-    "instruction" family (the first and last unigrams and bigrams again, in permuted buckets).
-    ``counts`` holds the raw explicit signals: each concept's cue count in the whole text, then
-    at either end, then the structural signals; :attr:`explicit` is their model input
-    (``log1p`` of the counts), built on first use because the request path does not need it
-    as an array (see :meth:`router.classify.model.LinearModel.score`).
+    ``text`` is the instruction (the text without its material), ``keys`` its 32-bit n-gram
+    keys: the ``n`` token unigrams, then ``n - 1`` bigrams, then ``n - 2`` trigrams. ``idx``
+    holds their ``m = len(keys)`` buckets, then up to ``mh`` the buckets of the "instruction"
+    family (the first and last unigrams and bigrams again, in permuted buckets), then the
+    buckets of the material's n-grams (permuted again). ``counts`` holds the raw explicit
+    signals: each concept's cue count in the instruction, at either end of it, and in the
+    material, then the structural signals; :attr:`explicit` is their model input (``log1p`` of
+    the counts), built on first use because the request path does not need it as an array (see
+    :meth:`router.classify.model.LinearModel.score`).
     """
 
-    __slots__ = ("_astral", "_explicit", "counts", "featurizer", "idx", "keys", "m", "n",
-                 "starts", "text")
+    __slots__ = ("_astral", "_explicit", "counts", "featurizer", "idx", "keys", "m", "material",
+                 "mh", "n", "starts", "text")
 
     def __init__(self, featurizer: Featurizer, text: str, starts: npt.NDArray[np.intp],
-                 keys: Array, idx: npt.NDArray[np.intp], counts: list[float]) -> None:
+                 keys: Array, idx: npt.NDArray[np.intp], counts: list[float], mh: int,
+                 material: str = "") -> None:
         self.featurizer = featurizer
         self.text = text
+        self.material = material
         self.starts = starts
         self.n = len(starts)
         self.keys = keys
         self.m = len(keys)
+        self.mh = mh
         self.idx = idx
         self.counts = counts
         self._explicit: npt.NDArray[np.float32] | None = None
@@ -152,7 +172,11 @@ class Features:
 
     @property
     def head_scale(self) -> float:
-        return 1 / math.sqrt(max(len(self.idx) - self.m, 1))
+        return 1 / math.sqrt(max(self.mh - self.m, 1))
+
+    @property
+    def material_scale(self) -> float:
+        return 1 / math.sqrt(max(len(self.idx) - self.mh, 1))
 
     def span(self, i: int, ngram: int = 1) -> str:
         """Text of the n-gram that starts at token ``i`` (slow path, for explanations)."""
@@ -181,6 +205,7 @@ class Featurizer:
         self._shift = U32(32 - bits)
         # the "instruction" family's permutation of the buckets
         self._head_xor = np.intp(_HEAD_XOR & (self.n_hashed - 1))
+        self.material_xor = np.intp(_MATERIAL_XOR & (self.n_hashed - 1))
         self._canon, self._word, self._real = _build_tables()
         self._canon8 = bytes(int(c) if c < 256 else 0 for c in self._canon[:128]) + bytes(128)
         self._word8 = bytes(self._word[:128].astype(np.uint8)) + bytes(128)
@@ -190,7 +215,8 @@ class Featurizer:
         self._pow = np.cumprod(np.full(n, _P, dtype=U32), dtype=U32) * U32(inv)
         self._ipow = np.cumprod(np.full(n, inv, dtype=U32), dtype=U32) * U32(_P)
         self.concepts: tuple[str, ...] = (
-            tuple(CONCEPTS) + tuple(f"{c} (at either end)" for c in CONCEPTS) + STRUCTURAL)
+            tuple(CONCEPTS) + tuple(f"{c} (at either end)" for c in CONCEPTS)
+            + tuple(f"{c} (in pasted material)" for c in CONCEPTS) + STRUCTURAL)
         self.dropped_cues: list[str] = []
         self._cue_key, self._cue_id = self._build_cues()
 
@@ -277,22 +303,35 @@ class Featurizer:
 
     def featurize(self, text: str) -> Features:
         """All the features of ``text``, as training and explanations need them."""
+        if len(text) > MAX_CHARS:
+            text = truncate(text)
+        full = len(text)
+        text, material = split(text)
         text, starts, keys, body, numbers = self.ngrams(text)
         t = len(starts)
-        if t == 0:
-            return Features(self, text, starts, keys, body, [0.0] * len(self.concepts))
-        idx = np.concatenate((body, self.head_buckets(body, t)))
         hits = self.cue_hits(keys, body)
-        counts = self.counts(text, t, numbers, hits, self.cue_ids(body, hits))
-        return Features(self, text, starts, keys, idx, counts)
+        idx = np.concatenate((body, self.head_buckets(body, t))) if t else body
+        mh = len(idx)
+        mat = None
+        if material:
+            _, mstarts, mkeys, mbody, mnumbers = self.ngrams(material)
+            if len(mstarts):
+                mat = Material(len(mstarts), mnumbers, self.cue_ids(
+                    mbody, self.cue_hits(mkeys, mbody)), len(material))
+                idx = np.concatenate((idx, np.bitwise_xor(mbody, self.material_xor)))
+        if not t and mat is None:  # nothing to read: no signal at all (as score() returns)
+            return Features(self, text, starts, keys, idx, [0.0] * len(self.concepts), mh)
+        counts = self.counts(full, t, numbers, hits, self.cue_ids(body, hits), mat)
+        return Features(self, text, starts, keys, idx, counts, mh, material)
 
-    def counts(self, text: str, t: int, numbers: int, hits: npt.NDArray[np.intp],
-               ids: list[int]) -> list[float]:
-        """Each concept's cue count in the whole text and at either end of it, then the
-        structural signals. ``numbers``: how many tokens are numbers; ``hits``: where the cues
-        are (from :meth:`cue_hits`), ``ids`` their concepts (:meth:`cue_ids`)."""
+    def counts(self, full: int, t: int, numbers: int, hits: npt.NDArray[np.intp],
+               ids: list[int], mat: Material | None = None) -> list[float]:
+        """Each concept's cue count in the instruction, at either end of it and in the material,
+        then the structural signals. ``full``: the text's length; ``t``: the instruction's
+        tokens, ``numbers`` how many of them are numbers; ``hits``: where the cues are (from
+        :meth:`cue_hits`), ``ids`` their concepts (:meth:`cue_ids`)."""
         k = len(CONCEPTS)
-        counts = [0.0] * (2 * k)
+        counts = [0.0] * (3 * k)
         for c in ids:
             counts[c] += 1.0
         e = HEAD_TOKENS
@@ -310,8 +349,15 @@ class Featurizer:
                 done = hi
         for c in near:
             counts[k + c] += 1.0
-        counts.append(min(1.0, 4.0 * numbers / t))
-        counts.append(min(1.0, len(text) / 3000))
+        counts.append(min(1.0, 4.0 * numbers / t) if t else 0.0)
+        counts.append(min(1.0, full / 3000))
+        if mat is None:
+            counts += (0.0, 0.0)
+            return counts
+        for c in mat.ids:
+            counts[2 * k + c] += 1.0
+        counts.append(mat.chars / full)
+        counts.append(min(1.0, 4.0 * mat.numbers / mat.tokens))
         return counts
 
     def cue_ids(self, body: npt.NDArray[np.intp], hits: npt.NDArray[np.intp]) -> list[int]:

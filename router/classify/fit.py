@@ -46,7 +46,8 @@ def design(feat: Featurizer, texts: Sequence[str]) -> Design:
         ft = feat.featurize(text)
         v = np.empty(len(ft.idx))
         v[:ft.m] = ft.body_scale
-        v[ft.m:] = ft.head_scale
+        v[ft.m:ft.mh] = ft.head_scale
+        v[ft.mh:] = ft.material_scale
         rows.append(np.full(len(v), i, dtype=np.intp))
         cols.append(ft.idx)
         vals.append(v)
@@ -123,18 +124,19 @@ def fit(d: Design, y: npt.NDArray[np.int8], weights: F64, lam: float, lam_explic
         iters: int = 300) -> Fit:
     """Minimise sum(c * logloss) + lam/2 |w_hashed|^2 + lam_explicit/2 |w_explicit|^2.
 
-    ``y`` is +1 for reasoning, -1 for expression; ``weights`` are normalised to sum to 1.
+    ``y`` is +1 for reasoning, -1 for expression, 0 for neither (a soft target of 0.5: the
+    loss pulls such rows towards a margin of 0); ``weights`` are normalised to sum to 1.
     """
     c = weights / weights.sum()
     nh, k = d.n_hashed, d.explicit.shape[1]
-    ys = y.astype(np.float64)
+    target = (y.astype(np.float64) + 1.0) / 2.0  # probability of reasoning: 1, 0 or 0.5
 
     def fun_grad(theta: F64) -> tuple[float, F64]:
         wh, we, b = theta[:nh], theta[nh:nh + k], theta[-1]
         z = np.bincount(d.rows, weights=d.vals * wh[d.cols], minlength=d.n) + d.explicit @ we + b
-        t = -ys * z
-        loss = float(c @ np.logaddexp(0.0, t))
-        gz = c * -ys * (1.0 / (1.0 + np.exp(-t)))
+        # cross-entropy against the target: t log(1 + e^-z) + (1 - t) log(1 + e^z)
+        loss = float(c @ (target * np.logaddexp(0.0, -z) + (1 - target) * np.logaddexp(0.0, z)))
+        gz = c * (1.0 / (1.0 + np.exp(-z)) - target)
         gh = np.bincount(d.cols, weights=d.vals * gz[d.rows], minlength=nh) + lam * wh
         ge = d.explicit.T @ gz + lam_explicit * we
         loss += 0.5 * lam * float(wh @ wh) + 0.5 * lam_explicit * float(we @ we)

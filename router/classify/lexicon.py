@@ -20,11 +20,19 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "tagline", "advertisement", "ad", "bio", "cover letter", "故事", "诗", "诗歌", "文章",
         "信", "邮件", "演讲", "文案", "广告", "剧本", "作文", "歌词", "小说", "散文", "对联",
         "祝福", "标语", "致辞", "贺词", "口号", "童话", "寓言", "日记", "游记", "书评", "影评",
+        "message", "note", "slack", "memo", "announcement", "newsletter", "release notes",
+        "commit message", "post", "pitch", "invitation", "通知", "公告", "群消息", "朋友圈",
+        "欢迎词", "邀请函", "感谢信", "推文",
     ),
     "translate cue": (
         "translate", "translation", "translated", "into english", "into chinese",
         "into french", "into spanish", "in english", "翻译", "译成", "译为", "英译中",
-        "中译英", "英文", "英语", "法语", "日语",
+        "中译英", "英文", "英语", "法语", "日语", "into german", "into italian",
+        "into portuguese", "into japanese", "德语", "意大利", "葡萄牙", "西班牙",
+    ),
+    "don't-solve cue": (
+        "do not solve", "don ' t", "without solving", "do not answer", "no solution",
+        "just translate", "only translate", "不用解", "不要解", "别解", "只翻译", "不需要",
     ),
     "summarise cue": (
         "summarize", "summarise", "summary", "summarizing", "tl ; dr", "key points",
@@ -43,7 +51,9 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "extraction cue": (
         "extract", "list all", "identify the", "from the text", "from the passage",
         "based on the", "given text", "the following text", "提取", "找出", "列出", "根据以",
-        "原文", "这段", "以下文",
+        "原文", "这段", "以下文", "pull out", "list every", "reformat", "as a table",
+        "bulleted list", "bullet list", "rate each", "tag each", "classify each", "整理成",
+        "表格", "打分",
     ),
     "chat cue": (
         "chat", "conversation", "talk", "hello", "hi", "thanks", "thank you", "advice",
@@ -52,6 +62,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "maths verb": (
         "calculate", "compute", "solve", "evaluate", "prove", "simplify", "derive",
         "determine", "find the", "计算", "求", "证明", "化简", "求解", "解方程", "推导", "算出",
+        "show that", "prove that", "justify", "试证",
     ),
     "maths noun": (
         "equation", "integral", "derivative", "probability", "theorem", "remainder",
@@ -61,10 +72,15 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "sequence", "方程", "概率", "面积", "周长", "半径", "三角形", "等于", "数列", "不等式",
         "集合", "实数", "整数", "余数", "平方", "倍", "函数", "平均", "速度", "价格", "利润",
         "体积", "正方形", "长方形", "圆", "分数", "小数", "百分", "折", "元", "米", "千克",
+        "infinitely", "odd", "even", "divisor", "multiple", "factorial", "median", "variance",
+        "standard deviation", "mean", "expected value", "arrangements", "permutations",
+        "combinations", "中位数", "众数", "方差", "期望", "排列数", "组合数", "倍数", "奇数",
+        "偶数", "质数", "因数",
     ),
     "quantity question": (
         "how many", "how much", "how long", "how far", "how old", "what percent",
         "the value of", "多少", "几个", "几天", "几岁", "几只", "几本", "几人", "多少钱",
+        "how many ways", "多少种", "几种",
     ),
     "logic cue": (
         "puzzle", "riddle", "logic", "logical", "deduce", "infer", "conclude", "liar", "lies",
@@ -78,6 +94,11 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "at the end", "at the start", "from the left", "from the right", "between what",
         "交换", "顺序", "排列", "从左", "从右", "最后", "一开始", "if all", "are all",
         "does it follow", "it follows", "must be true", "syllogism", "三段论", "能推出", "推出",
+        "assumption", "strengthen", "strengthens", "weaken", "weakens", "flaw", "inference",
+        "the argument", "could be true", "must be false", "of the following", "true , false",
+        "or uncertain", "follow from", "follows from", "can we conclude", "knight", "knights",
+        "knave", "knaves", "削弱", "加强", "论证", "论点", "最能", "为真", "为假",
+        "撒谎", "骑士", "哪项",
     ),
     "ordering task": (
         "sort", "sorted", "alphabetically", "alphabetical", "ascending", "descending", "rank",
@@ -118,4 +139,22 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
 }
 
 #: Dense features computed from the text's shape rather than from cue phrases.
-STRUCTURAL: tuple[str, ...] = ("number density", "long document")
+STRUCTURAL: tuple[str, ...] = ("number density", "long document", "pasted material",
+                               "number density of pasted material")
+
+#: Last turns that ask for nothing by themselves ("ok", "continue", "why?", "继续"): such a turn
+#: inherits the task of the conversation before it. Compared after lower-casing, trimming spaces
+#: and the punctuation at either end (see :func:`router.classify.model.is_follow_up`).
+FOLLOW_UPS: frozenset[str] = frozenset({
+    "ok", "okay", "k", "kk", "yes", "yeah", "yep", "no", "nope", "sure", "fine", "right",
+    "continue", "go on", "keep going", "carry on", "go ahead", "proceed", "please continue",
+    "continue please", "more", "and", "and then", "then", "next", "again", "one more", "why",
+    "why not", "how", "how so", "really", "what", "what else", "anything else", "and why",
+    "explain", "explain more", "elaborate", "more detail", "more details", "details", "go deeper",
+    "thanks", "thank you", "thx", "ty", "hmm", "hm", "i see", "got it", "cool", "great",
+    "nice", "good", "perfect", "awesome", "interesting", "wow", "lol", "?", "??", "...",
+    "继续", "请继续", "接着", "接着说", "继续说", "继续写", "然后", "然后呢", "还有呢", "还有吗",
+    "好", "好的", "好吧", "嗯", "嗯嗯", "哦", "行", "可以", "对", "是的", "不是", "不对", "为什么",
+    "为啥", "怎么说", "详细点", "详细说说", "展开说说", "再详细一点", "谢谢", "多谢", "明白了",
+    "懂了", "知道了", "下一步", "再来", "再来一个", "没懂", "不懂", "啥意思", "什么意思",
+})

@@ -40,6 +40,8 @@ def content_text(content: Any, notes: list[str] | None = None) -> str:
             texts.append(part)
         elif isinstance(part, Mapping):
             kind = part.get("type")
+            if not isinstance(kind, str | None):  # e.g. {"type": {}}: not text, and unhashable
+                continue
             text = part.get("text")
             if isinstance(text, str) and (kind in _TEXT_PARTS or kind is None):
                 texts.append(text)

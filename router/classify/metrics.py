@@ -44,8 +44,12 @@ def summary(y: npt.NDArray[np.int8], p_reasoning: npt.NDArray[np.float64],
     """Balanced accuracy overall and per language, confusion matrix, reliability bands."""
     pred = np.where(p_reasoning >= 0.5, 1, -1).astype(np.int8)
     lang = np.asarray(langs)
+    conf = np.maximum(p_reasoning, 1 - p_reasoning)
+    confident_wrong = (pred != y) & (conf >= 0.9)
     out: dict[str, Any] = {"n": len(y), "balanced_accuracy": _r(balanced_accuracy(y, pred)),
-                           "accuracy": round(float(np.mean(pred == y)), 4) if len(y) else None}
+                           "accuracy": round(float(np.mean(pred == y)), 4) if len(y) else None,
+                           "confident_error_rate": (round(float(np.mean(confident_wrong)), 4)
+                                                    if len(y) else None)}
     per_lang = {}
     for code in sorted(set(langs)):
         m = lang == code
@@ -53,7 +57,8 @@ def summary(y: npt.NDArray[np.int8], p_reasoning: npt.NDArray[np.float64],
                           "balanced_accuracy": _r(balanced_accuracy(y[m], pred[m])),
                           "accuracy": round(float(np.mean(pred[m] == y[m])), 4),
                           "recall_reasoning": _r(_recall(y[m], pred[m], 1)),
-                          "recall_expression": _r(_recall(y[m], pred[m], -1))}
+                          "recall_expression": _r(_recall(y[m], pred[m], -1)),
+                          "confident_error_rate": round(float(np.mean(confident_wrong[m])), 4)}
     out["per_language"] = per_lang
     out["confusion"] = confusion(y, pred)
     out["reliability"] = reliability(p_reasoning, y)
@@ -77,11 +82,13 @@ def format_summary(s: dict[str, Any], title: str = "") -> str:
     """Human-readable text of :func:`summary`."""
     lines = [title] if title else []
     lines.append(f"rows {s['n']}  balanced accuracy {_pct(s['balanced_accuracy'])}  "
-                 f"accuracy {_pct(s['accuracy'])}  log loss {s['log_loss']}")
+                 f"accuracy {_pct(s['accuracy'])}  log loss {s['log_loss']}  "
+                 f"wrong at confidence >= 0.9: {_pct(s.get('confident_error_rate'))}")
     for code, v in s["per_language"].items():
         lines.append(f"  {code}: n={v['n']:<5} balanced accuracy {_pct(v['balanced_accuracy'])}"
                      f"  (recall reasoning {_pct(v['recall_reasoning'])},"
-                     f" expression {_pct(v['recall_expression'])})")
+                     f" expression {_pct(v['recall_expression'])};"
+                     f" wrong at >= 0.9: {_pct(v.get('confident_error_rate'))})")
     c = s["confusion"]
     lines.append("  confusion (rows: true, columns: predicted)   reasoning  expression")
     for t in ("reasoning", "expression"):

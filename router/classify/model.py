@@ -20,8 +20,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from router.classify.features import FEATURE_VERSION, Features, Featurizer
-from router.classify.lexicon import STRUCTURAL
+from router.classify.features import (
+    FEATURE_VERSION,
+    MAX_CHARS,
+    Features,
+    Featurizer,
+    Material,
+    truncate,
+)
+from router.classify.lexicon import FOLLOW_UPS, STRUCTURAL
+from router.classify.material import split
 from router.classify.messages import extract
 from router.classify.overrides import TASKS, Task  # noqa: F401 - re-exported
 
@@ -36,6 +44,17 @@ CONTEXT_WEIGHT_SHORT = 0.7
 SHORT_TOKENS = 6
 #: Contexts whose score is kept (each at most ~1,200 characters: ~0.6 MB at most).
 CONTEXT_CACHE = 256
+
+
+_TRIM = " \t\r\n.,!?;:~…。，！？；：、\"'“”‘’()（）"
+
+
+def is_follow_up(text: str) -> bool:
+    """Whether a last turn asks for nothing by itself ("ok", "continue", "why?", "继续")."""
+    if len(text) > 24:
+        return False
+    core = " ".join(text.lower().split()).strip(_TRIM)
+    return core == "" or core in FOLLOW_UPS  # ("?" or "..." alone ask for nothing either)
 
 
 @dataclass(frozen=True)
@@ -93,12 +112,15 @@ class LinearModel:
         """
         ft = self.featurizer.featurize(text)
         z = self._explicit_score(ft.counts)
-        m = ft.m
-        if m:
+        m, mh = ft.m, ft.mh
+        if m:  # (the same sums as score(), in the same order)
             g = self._rows.take(ft.idx[:m]).view(np.uint32)  # as score() gathers them
-            head = self.hashed[ft.idx[m:]]
+            head = self.hashed[ft.idx[m:mh]]
             z = (z + float(g[1::2].view(np.float32).sum()) / math.sqrt(m)
                  + float(head.sum()) / math.sqrt(len(head)))
+        if len(ft.idx) > mh:
+            mat = self.hashed[ft.idx[mh:]]
+            z += float(mat.sum()) / math.sqrt(len(mat))
         return Margin(z, ft)
 
     def score(self, text: str) -> tuple[float, int]:
@@ -109,24 +131,50 @@ class LinearModel:
         would cost a second pass of cache misses over another megabyte.
         """
         f = self.featurizer
+        if len(text) > MAX_CHARS:
+            text = truncate(text)
+        full = len(text)
+        text, material = split(text)
         text, starts, keys, body, numbers = f.ngrams(text)
         t = len(starts)
-        if not t:
+        zb = zh = zm = 0.0  # summed as margin() sums them, so that both agree to the bit
+        if t:
+            g = self._rows.take(body).view(np.uint32)  # cue key, weight, cue key, weight...
+            hits = (g[0::2] == keys).nonzero()[0]
+            ids = f.cue_ids(body, hits)
+            head = self.hashed[f.head_buckets(body, t)]
+            zb = float(g[1::2].view(np.float32).sum()) / math.sqrt(len(keys))
+            zh = float(head.sum()) / math.sqrt(len(head))
+        else:
+            hits, ids = body, []
+        mat = None
+        n = t
+        if material:
+            _, mstarts, mkeys, mbody, mnumbers = f.ngrams(material)
+            if len(mstarts):
+                mat = Material(len(mstarts), mnumbers,
+                               f.cue_ids(mbody, f.cue_hits(mkeys, mbody)), len(material))
+                # (fancy indexing, not take: ``hashed`` is a strided view, which take copies)
+                w = self.hashed[np.bitwise_xor(mbody, f.material_xor)]
+                zm = float(w.sum()) / math.sqrt(len(w))
+                n += len(mstarts)
+        if not n:
             return self.bias, 0
-        g = self._rows.take(body).view(np.uint32)  # cue key, weight, cue key, weight...
-        hits = (g[0::2] == keys).nonzero()[0]
-        counts = f.counts(text, t, numbers, hits, f.cue_ids(body, hits))
-        head = self.hashed[f.head_buckets(body, t)]
-        return (self._explicit_score(counts)
-                + float(g[1::2].view(np.float32).sum()) / math.sqrt(len(keys))
-                + float(head.sum()) / math.sqrt(len(head))), t
+        z = self._explicit_score(f.counts(full, t, numbers, hits, ids, mat))
+        if t:
+            z = z + zb + zh
+        if mat is not None:
+            z += zm
+        return z, n
 
     def _explicit_score(self, c: list[float]) -> float:
         """Bias plus the explicit signals' part of the score, in plain Python (float64; training
         sees them as float32, a difference far below the 4 decimals of a confidence)."""
         w = self._explicit_w
         k2 = self._k2
-        z = self.bias + w[k2] * c[k2] + w[k2 + 1] * c[k2 + 1]
+        z = self.bias
+        for i in range(k2, len(w)):  # the structural signals, linear
+            z += w[i] * c[i]
         for i in range(k2):
             if c[i]:
                 z += w[i] * math.log1p(c[i])
@@ -212,6 +260,13 @@ class Classifier:
         has_context = bool(ex.context.strip())
         if not has_context and not ex.main.strip():
             return Classification("expression", 0.5, ("no text to classify", *notes))
+        if has_context and is_follow_up(ex.main):
+            # "ok", "continue", "why?": the task is the one of the turn before
+            p = model.probability(self._context_score(ex.context))
+            task0: Task = "reasoning" if p >= 0.5 else "expression"
+            conf0 = round(p if task0 == "reasoning" else 1.0 - p, 4)
+            why = ("short follow-up: the task of the earlier turns", *notes)
+            return Classification(task0, conf0, why if explain else notes)
         main: Margin | None = None
         if explain:
             main = model.margin(ex.main)

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.data import (
+    NEITHER,
     PROJECT,
     PROJECT_DATA,
     Row,
@@ -60,7 +61,9 @@ _PROBLEM: Problem | None = None  # shared with forked fold workers
 
 
 def _labels(rows: Sequence[Row]) -> npt.NDArray[np.int8]:
-    return np.array([1 if r.label == "reasoning" else -1 for r in rows], dtype=np.int8)
+    """+1 reasoning, -1 expression, 0 neither."""
+    code = {"reasoning": 1, "expression": -1, NEITHER: 0}
+    return np.array([code[r.label] for r in rows], dtype=np.int8)
 
 
 def fit_rows(p: Problem, mask: npt.NDArray[np.bool_]) -> Fit:
@@ -113,16 +116,41 @@ def fingerprint(rows: Sequence[Row]) -> str:
 
 def per_source(rows: Sequence[Row], y: npt.NDArray[np.int8], p: npt.NDArray[np.float64]
                ) -> dict[str, dict[str, Any]]:
+    """Per source, language and label: accuracy and how many errors were confident (>= 0.9);
+    for "neither" rows, the mean confidence and the share of them under 0.7."""
     out: dict[str, dict[str, Any]] = {}
+    conf = np.maximum(p, 1 - p)
     for g in sorted({r.group for r in rows}):
         for lang in ("en", "zh"):
-            for label in (1, -1):
+            for label in (1, -1, 0):
                 m = np.array([r.group == g and r.lang == lang for r in rows]) & (y == label)
-                if m.any():
-                    key = f"{lang}/{'reasoning' if label > 0 else 'expression'}"
-                    correct = float(np.mean((p[m] >= 0.5) == (label > 0)))
-                    out.setdefault(g, {})[key] = {"n": int(m.sum()),
-                                                  "accuracy": round(correct, 4)}
+                if not m.any():
+                    continue
+                name = {1: "reasoning", -1: "expression", 0: NEITHER}[label]
+                cell: dict[str, Any] = {"n": int(m.sum())}
+                if label:
+                    wrong = (p[m] >= 0.5) != (label > 0)
+                    cell["accuracy"] = round(float(1 - np.mean(wrong)), 4)
+                    cell["confident_errors"] = int(np.sum(wrong & (conf[m] >= 0.9)))
+                else:
+                    cell["mean_confidence"] = round(float(np.mean(conf[m])), 3)
+                    cell["under_0.7"] = round(float(np.mean(conf[m] < 0.7)), 3)
+                out.setdefault(g, {})[f"{lang}/{name}"] = cell
+    return out
+
+
+def neither_summary(rows: Sequence[Row], y: npt.NDArray[np.int8], public: npt.NDArray[np.bool_],
+                    p: npt.NDArray[np.float64]) -> dict[str, Any]:
+    """How held-out "neither" questions ("explain X") land: they should sit near 0.5."""
+    out: dict[str, Any] = {}
+    conf = np.maximum(p, 1 - p)
+    for lang in ("en", "zh"):
+        m = public & (y == 0) & np.array([r.lang == lang for r in rows])
+        if m.any():
+            out[lang] = {"n": int(m.sum()), "mean_confidence": round(float(conf[m].mean()), 3),
+                         "under_0.7": round(float(np.mean(conf[m] < 0.7)), 3),
+                         "over_0.9": round(float(np.mean(conf[m] >= 0.9)), 3),
+                         "leaning_reasoning": round(float(np.mean(p[m] >= 0.5)), 3)}
     return out
 
 
@@ -142,28 +170,34 @@ def train(data_dir: Path, project: Path | None, out_dir: Path | None, bits: int 
         "hyperparameters": {"bits": bits, "lam": lam, "lam_explicit": lam_explicit},
     }
     public = np.array([r.group != PROJECT for r in rows])
-    langs = [r.lang for r, m in zip(rows, public, strict=True) if m]
+    scored = public & (y != 0)  # public rows with a task: the accuracy figures
+    pub_rows = [r for r in rows if r.group != PROJECT]
     calib = (1.0, 0.0)
     if folds:
-        z = held_out(prob, True, workers)[public]
+        z_all = held_out(prob, True, workers)
+        z = z_all[scored]
         if oof_path is not None:  # held-out margins, for analysis (not committed)
             with oof_path.open("w", encoding="utf-8") as fh:
-                for r, m in zip((r for r in rows if r.group != PROJECT), z, strict=True):
+                for r, m in zip(pub_rows, z_all[public], strict=True):
                     fh.write(json.dumps({"group": r.group, "lang": r.lang, "label": r.label,
-                                         "margin": round(float(m), 4)}) + "\n")
-        w = np.asarray(class_balanced_weights([r for r in rows if r.group != PROJECT]))
-        calib = platt(z, y[public], w)
+                                         "margin": round(float(m), 4), "prompt": r.prompt[:300]},
+                                        ensure_ascii=False) + "\n")
+        w = np.asarray(class_balanced_weights([r for r, m in zip(rows, scored, strict=True)
+                                               if m]))
+        calib = platt(z, y[scored], w)
         p_cal = sigmoid(calib[0] * z + calib[1])
-        held = summary(y[public], p_cal, langs)
-        held["per_source"] = per_source([r for r in rows if r.group != PROJECT],
-                                        y[public], p_cal)
+        langs = [r.lang for r, m in zip(rows, scored, strict=True) if m]
+        held = summary(y[scored], p_cal, langs)
+        held["per_source"] = per_source(pub_rows, y[public],
+                                        sigmoid(calib[0] * z_all[public] + calib[1]))
+        held["neither"] = neither_summary(rows, y, public, sigmoid(calib[0] * z_all + calib[1]))
         meta["held_out"] = held
         if log:
             print(format_summary(held, "held-out sources (leave one source out; "
                                  "project prompts in training only), calibrated"))
         if compare_public_only:
-            z2 = held_out(prob, False, workers)[public]
-            held2 = summary(y[public], sigmoid(calib[0] * z2 + calib[1]), langs)
+            z2 = held_out(prob, False, workers)[scored]
+            held2 = summary(y[scored], sigmoid(calib[0] * z2 + calib[1]), langs)
             meta["held_out_public_only"] = held2
             if log:
                 print(format_summary(held2, "held-out sources, trained WITHOUT project prompts"))

@@ -46,6 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action == "replay":
             p.add_argument("--plot", type=Path, metavar="PNG",
                            help="draw quality against cost (needs pip install -e '.[eval]')")
+            how = p.add_mutually_exclusive_group()
+            how.add_argument("--refit", metavar="kfold[:K]",
+                             help="estimate each row's difficulty with a model refitted on the "
+                                  "other folds of FILE (what a team gets on its own traffic)")
+            how.add_argument("--train-on", nargs="+", type=Path, metavar="OUTCOMES",
+                             help="estimate difficulty with a model fitted on these outcome "
+                                  "files only (leave FILE out: a new kind of traffic)")
+            p.add_argument("--hashed", action=argparse.BooleanOptionalAction, default=None,
+                           help="let a refitted estimate learn the wording (hashed n-grams); "
+                                "default: on for --refit, off for --train-on")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -93,16 +103,15 @@ def _classifier() -> Any:
 
 
 def _replay(args: argparse.Namespace, world: Any, rows: Any) -> int:
-    from router.evaluate.replay import prepare, sweep
+    from router.evaluate.replay import choose, prepare, sweep
     from router.evaluate.report import build_report, format_report, report_json
 
     prep = prepare(world, rows, args.route, _classifier())
-    import numpy as np
-
-    index = prep.index()
-    policy_choices = np.array([index[d.model] if d.ok else -1 for d in prep.decisions])
-    curve = sweep(prep)
-    report = build_report(prep, [str(f) for f in args.files], curve, policy_choices)
+    facts, difficulty = _difficulty(args, prep)
+    policy_choices = choose(prep, world.policy, facts)
+    curve = sweep(prep, facts=facts)
+    report = build_report(prep, [str(f) for f in args.files], curve, policy_choices,
+                          difficulty=difficulty)
     if args.plot is not None:
         from router.evaluate.plot import plot_report
 
@@ -114,6 +123,38 @@ def _replay(args: argparse.Namespace, world: Any, rows: Any) -> int:
         if args.plot is not None:
             print(f"plot: {args.plot}")
     return 0
+
+
+def _difficulty(args: argparse.Namespace, prep: Any) -> tuple[Any, str | None]:
+    """The facts to decide with, and how their difficulty was estimated (for the report)."""
+    from router.evaluate.errors import EvalInputError
+    from router.evaluate.outcomes import read_all
+    from router.evaluate.replay import kfold_difficulty, trained_difficulty, with_difficulty
+
+    rule = prep.world.policy.difficulty
+    if rule is None or not rule.on:
+        if args.refit or args.train_on:
+            raise EvalInputError(["--refit and --train-on need a policy with a difficulty: "
+                                  "section (docs/policy.md)"])
+        return None, None
+    if args.refit:
+        kind, _, k = args.refit.partition(":")
+        if kind != "kfold" or (k and not k.isdigit()) or (k and not 2 <= int(k) <= 50):
+            raise EvalInputError([f"--refit wants kfold or kfold:K (2-50), got {args.refit!r}"])
+        folds = int(k) if k else 5
+        hashed = True if args.hashed is None else args.hashed
+        est = kfold_difficulty(prep, folds, hashed=hashed)
+        return with_difficulty(prep, est), (
+            f"refitted on the other folds ({folds}-fold cross-fitting"
+            f"{', with wording' if hashed else ''}); weight {rule.weight:g}")
+    if args.train_on:
+        hashed = False if args.hashed is None else args.hashed
+        est = trained_difficulty(prep, read_all(args.train_on), hashed=hashed)
+        names = ", ".join(p.name for p in args.train_on)
+        return with_difficulty(prep, est), (
+            f"fitted on {names} only{' (with wording)' if hashed else ''}; weight "
+            f"{rule.weight:g}")
+    return None, f"{rule.source} estimate; weight {rule.weight:g}"
 
 
 def _calibrate(args: argparse.Namespace, world: Any, rows: Any) -> int:

@@ -99,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     from router.errors import GatewayError
     from router.policy.compile import default_policy_path, load_policy
     from router.policy.errors import PolicyError
-    from router.policy.explain import format_explain
     from router.policy.request import default_classifier, route_body
 
     body = _body(args)
@@ -127,5 +126,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(explained.json(policy), indent=2, ensure_ascii=False))
     else:
-        print(format_explain(explained.decision, policy, signals=explained.signals))
+        print(explained.text(policy))
     return 0 if explained.decision.ok else 1

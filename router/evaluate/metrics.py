@@ -48,11 +48,11 @@ class Point:
     shares: dict[str, float] = field(default_factory=dict)
     refused: int = 0
     #: The knob value (``bar_shift``) for router points.
-    knob: int | None = None
+    knob: float | None = None
 
 
 def point(table: Table, choices: npt.NDArray[np.int64], name: str,
-          knob: int | None = None) -> Point:
+          knob: float | None = None) -> Point:
     ok = choices >= 0
     rows = np.arange(table.n)
     picked = np.where(ok, choices, 0)

@@ -49,7 +49,7 @@ def plot_report(r: Report, path: Path, title: str | None = None) -> None:
     ax.plot(r.oracle.cost_micro / scale, r.oracle.quality, "*", color="#2ca02c", ms=12, zorder=5,
             label="oracle (cheapest model with the row's best score)")
     ax.plot(r.policy.cost_micro / scale, r.policy.quality, "D", color="#d62728", ms=8, zorder=5,
-            label=f"the policy as configured (bar_shift {r.knob})")
+            label=f"the policy as configured (bar_shift {r.knob:g})")
     target = 0.95 * ref.quality
     ax.axhline(target, color="#d62728", lw=0.8, ls=":",
                label=f"95% of {r.reference}'s quality")

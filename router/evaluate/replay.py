@@ -14,7 +14,8 @@ expected output for the task on that model (what the engine ranks by).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,8 +32,14 @@ from router.policy.engine import estimate_row, evaluate
 from router.policy.request import Classify, facts_for_body
 from router.tokens import count_chat_tokens, count_text_tokens, tokenizer_for
 
-#: The knob values a sweep tries by default: every bar shifted by -100 ... +100 points.
-DEFAULT_SHIFTS: tuple[int, ...] = tuple(range(-100, 101, 2))
+#: The knob values a sweep starts from: every bar shifted by -100 ... +100 points.
+DEFAULT_SHIFTS: tuple[float, ...] = tuple(float(s) for s in range(-100, 101, 4))
+#: A sweep refines between two knob values whose decisions differ on more than this share of
+#: the rows (difficulty moves bars by fractions of a point: a coarse grid would jump), until
+#: this many knob values are tried or the gap is this small.
+REFINE_SHARE = 0.01
+MAX_SETTINGS = 120
+MIN_GAP = 0.01
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ def _output_tokens(row: OutcomeRow, model: str, tokenizer: str, priced: Any,
     return estimate_row(priced, base, None, 1, prompt)[0]
 
 
-def with_shift(policy: Policy, route: str, shift: int) -> Policy:
+def with_shift(policy: Policy, route: str, shift: float) -> Policy:
     """``policy`` with the route's ``bar_shift`` set to ``shift`` (the sweep's knob)."""
     r = policy.routes[route]
     return replace(policy, routes={**policy.routes, route: replace(r, shift=shift)},
@@ -136,18 +143,97 @@ def choose(prep: Prepared, policy: Policy,
     return out
 
 
-def sweep(prep: Prepared, shifts: Sequence[int] = DEFAULT_SHIFTS,
+def sweep(prep: Prepared, shifts: Sequence[float] = DEFAULT_SHIFTS,
           facts: Sequence[RouteFacts] | None = None, *, progress: bool | None = None,
-          on_choices: Callable[[int, npt.NDArray[np.int64]], None] | None = None,
-          ) -> list[tuple[int, npt.NDArray[np.int64]]]:
-    """Choices at every knob value (``bar_shift`` of the replayed route), in order."""
+          max_settings: int = MAX_SETTINGS, refine_share: float = REFINE_SHARE,
+          ) -> list[tuple[float, npt.NDArray[np.int64]]]:
+    """Choices at knob values (``bar_shift`` of the replayed route), by increasing value:
+    ``shifts``, then midpoints wherever two neighbours' decisions differ on more than
+    ``refine_share`` of the rows, until ``max_settings`` values have been tried."""
     policy = prep.world.policy
-    out = []
-    with Progress("sweeping the knob", len(shifts), enabled=progress) as bar:
+    at: dict[float, npt.NDArray[np.int64]] = {}
+    budget = max(max_settings, len(shifts))
+    limit = max(1, int(refine_share * len(prep.rows)))
+    with Progress("sweeping the knob", budget, enabled=progress) as bar:
         for s in shifts:
-            choices = choose(prep, with_shift(policy, prep.route, s), facts)
-            out.append((s, choices))
-            if on_choices is not None:
-                on_choices(s, choices)
+            at[s] = choose(prep, with_shift(policy, prep.route, s), facts)
+            bar.advance()
+        while len(at) < budget:
+            keys = sorted(at)
+            gaps = [(int((at[a] != at[b]).sum()), a, b) for a, b in itertools.pairwise(keys)
+                    if b - a > MIN_GAP]
+            gaps = [g for g in gaps if g[0] > limit]
+            if not gaps:
+                break
+            for _, a, b in sorted(gaps, reverse=True)[: budget - len(at)]:
+                mid = round((a + b) / 2, 4)
+                at[mid] = choose(prep, with_shift(policy, prep.route, mid), facts)
+                bar.advance()
+    return sorted(at.items())
+
+
+# ------------------------------------------------------------------- refitting the difficulty
+
+
+def _sets(rows: Sequence[OutcomeRow], models: Sequence[str]) -> list[Any]:
+    """Training sets from ``rows``: one per source file, scored on ``models``."""
+    from router.difficulty.fit import TrainingSet
+
+    by_file: dict[str, list[OutcomeRow]] = {}
+    for r in rows:
+        by_file.setdefault(r.file, []).append(r)
+    return [TrainingSet(f, [r.text for r in rs],
+                        {m: np.array([r.scores[m] for r in rs]) for m in models})
+            for f, rs in by_file.items()]
+
+
+def _featurizer() -> Any:
+    from router.difficulty.features import DifficultyFeaturizer
+    from router.difficulty.model import _shared_featurizer
+    from router.difficulty.train import SIGNAL_BITS
+
+    return DifficultyFeaturizer(_shared_featurizer(), SIGNAL_BITS)
+
+
+def with_difficulty(prep: Prepared, estimates: Sequence[Any]) -> list[RouteFacts]:
+    """The prepared facts with these difficulty estimates instead of the policy's."""
+    return [replace(f, difficulty=d) for f, d in zip(prep.facts, estimates, strict=True)]
+
+
+def kfold_difficulty(prep: Prepared, k: int, *, hashed: bool, seed: int = 0,
+                     progress: bool | None = None) -> list[Any]:
+    """Each row's difficulty from an estimate fitted on the other ``k - 1`` folds of the
+    replayed rows (cross-fitting: no row is estimated by a model that saw it)."""
+    from router.difficulty.fit import fit_difficulty
+
+    n = len(prep.rows)
+    fold = np.empty(n, dtype=np.int64)
+    fold[np.random.RandomState(seed).permutation(n)] = np.arange(n) % k
+    out: list[Any] = [None] * n
+    featurizer = _featurizer()
+    with Progress(f"refitting the difficulty ({k} folds)", k, enabled=progress) as bar:
+        for j in range(k):
+            train = [r for r, f in zip(prep.rows, fold, strict=True) if f != j]
+            model = fit_difficulty(_sets(train, prep.table.models), featurizer, hashed=hashed)
+            for i in np.nonzero(fold == j)[0].tolist():
+                out[i] = model.estimate(prep.rows[i].text)
             bar.advance()
     return out
+
+
+def trained_difficulty(prep: Prepared, train_rows: Sequence[OutcomeRow], *, hashed: bool,
+                       ) -> list[Any]:
+    """Each row's difficulty from an estimate fitted on other outcome files only (leave one
+    file out: a new kind of traffic)."""
+    from router.difficulty.fit import fit_difficulty
+
+    models = sorted({m for r in train_rows for m in r.scores})
+    by_file: dict[str, list[OutcomeRow]] = {}
+    for r in train_rows:
+        by_file.setdefault(r.file, []).append(r)
+    sets = []
+    for rs in by_file.values():
+        ms = [m for m in models if all(m in r.scores for r in rs)]
+        sets.extend(_sets(rs, ms))
+    model = fit_difficulty(sets, _featurizer(), hashed=hashed)
+    return [model.estimate(r.text) for r in prep.rows]

@@ -35,7 +35,7 @@ class Report:
     rows: int
     route: str
     policy_version: str
-    knob: int
+    knob: float
     reference: str
     policy: Point
     singles: tuple[Point, ...]
@@ -74,7 +74,7 @@ def _reference(prep: Prepared) -> str:
 
 
 def build_report(prep: Prepared, files: Sequence[str],
-                 curve: Sequence[tuple[int, npt.NDArray[np.int64]]],
+                 curve: Sequence[tuple[float, npt.NDArray[np.int64]]],
                  policy_choices: npt.NDArray[np.int64], difficulty: str | None = None,
                  ) -> Report:
     table = prep.table
@@ -204,14 +204,14 @@ def format_report(r: Report) -> str:
             "" if p is None else _shares(p),
         ])
 
-    add(f"policy (bar_shift {r.knob})", r.policy)
+    add(f"policy (bar_shift {r.knob:g})", r.policy)
     add("random mix, same cost", None, r.random_same_cost)
     add("oracle", r.oracle)
     for p in sorted(r.singles, key=lambda p: p.cost_micro):
         add(p.name + (" (reference)" if p.name == r.reference else ""), p)
     lines += ["", text_table(["", "quality", "of ref", "cost $", "of ref cost", "requests"],
                              rows, {1, 2, 3, 4})]
-    span = f"{r.curve[0].knob}..{r.curve[-1].knob}" if r.curve else "-"
+    span = f"{r.curve[0].knob:g}..{r.curve[-1].knob:g}" if r.curve else "-"
     lines += ["", f"the knob swept: bar_shift {span}, {len(r.curve)} settings"]
     trows = []
 
@@ -228,7 +228,7 @@ def format_report(r: Report) -> str:
             f"{t.fraction:.0%} of ref", f"{t.quality:.3f}",
             money(None if hit is None else hit.cost_micro), strong, money(t.random_cost),
             "" if not r.two_models else _pct(t.random_strong_share),
-            "-" if hit is None else str(hit.knob),
+            "-" if hit is None else f"{hit.knob:g}",
         ])
     head = ["target", "quality", "router cost $", "strong calls" if r.two_models else "",
             "random cost $", "strong calls" if r.two_models else "", "bar_shift"]

@@ -14,6 +14,7 @@ by string beyond a dict get, and no allocation beyond its result.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from router.policy.budgets import BudgetRules, compile_rules, usd_micro
+from router.policy.difficulty import DifficultyRule, check_model_file, file_digest
 from router.policy.errors import PolicyError
 from router.policy.schema import (
     BUILTIN_ROUTES,
@@ -93,8 +95,9 @@ class Route:
     task: Task | None
     #: The bars of ``tasks`` (or the route's ``min_capability``), before ``shift``.
     bars: Mapping[str, int]
-    #: ``bar_shift``: added to every bar (the quality/cost knob).
-    shift: int
+    #: ``bar_shift``: added to every bar (the quality/cost knob; fractions of a point move the
+    #: bar of a prompt whose difficulty moves it).
+    shift: float
     models: frozenset[str] | None
     objective: str
     max_cost_micro: int | None
@@ -103,7 +106,7 @@ class Route:
 
     def bar(self, task: str) -> int:
         """The bar of ``task`` with ``shift`` applied (0-100), before difficulty moves it."""
-        b = self.bars[task] + self.shift
+        b = math.ceil(self.bars[task] + self.shift)
         return 0 if b < 0 else (100 if b > 100 else b)
 
 
@@ -133,6 +136,8 @@ class Policy:
     #: and the rest, both in ``priced`` order.
     route_rows: Mapping[str, tuple[PricedRow, ...]] = field(default_factory=dict)
     route_others: Mapping[str, tuple[PricedRow, ...]] = field(default_factory=dict)
+    #: ``difficulty:`` (None: bars depend on the task class only).
+    difficulty: DifficultyRule | None = None
     _caller_cache: dict[tuple[object, ...], Mapping[str, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -141,6 +146,12 @@ class Policy:
     def max_cost_micro(self) -> int | None:
         """``constraints.max_cost_per_request_usd`` in µ$ (applies to named models too)."""
         return usd_to_micro(self.spec.constraints.max_cost_per_request_usd)
+
+    def referenced_digest(self) -> str:
+        """A digest of the files the policy refers to (a difficulty model): the reloader
+        reloads when one of them changes, as when the policy's own files do."""
+        rule = self.difficulty
+        return file_digest(rule.model_path) if rule is not None else ""
 
     @property
     def version(self) -> str:
@@ -452,6 +463,7 @@ def build_policy(
     rows = _rows(spec, catalogue)
     checker = _Checker(doc, spec, config, catalogue, unmet_bars)
     checker.run(routes, rows)
+    difficulty = _difficulty(doc, spec, checker)
     if checker.problems:
         order = sorted(checker.problems,
                        key=lambda loc: (_file_of(doc, loc), doc.line_of(loc) or 0))
@@ -481,7 +493,23 @@ def build_policy(
         route_rows={name: _admitted(priced, route.models, True) for name, route in routes.items()},
         route_others={name: _admitted(priced, route.models, False)
                       for name, route in routes.items()},
+        difficulty=difficulty,
     )
+
+
+def _difficulty(doc: Document, spec: PolicyFile, checker: _Checker) -> DifficultyRule | None:
+    d = spec.difficulty
+    if d is None:
+        return None
+    path = None
+    if d.model is not None:
+        path = Path(d.model)
+        if not path.is_absolute():
+            path = Path(_file_of(doc, ("difficulty",))).resolve().parent / path
+        why = check_model_file(path)
+        if why is not None:
+            checker.error(("difficulty", "model"), why)
+    return DifficultyRule(d.weight, {str(t): b for t, b in d.floor.items()}, path)
 
 
 def _admitted(priced: tuple[PricedRow, ...], models: frozenset[str] | None, inside: bool,

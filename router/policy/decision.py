@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from router.policy.difficulty import DifficultyGuess
 from router.policy.errors import RouteError
 from router.policy.schema import NearBudgetStep
 
@@ -43,6 +44,8 @@ class RouteFacts:
     task_override: str | None = None
     caller: Caller | None = None
     stream: bool = False
+    #: The prompt's estimated difficulty (None: not estimated; bars stay the task's).
+    difficulty: DifficultyGuess | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,8 @@ class RouteDecision:
     route: str | None
     #: ``route``, ``override``, ``classifier``, ``low_confidence`` or ``none``.
     task_source: str
-    #: The tasks whose bar a model had to meet, and the bars (after near-budget lowering).
+    #: The tasks whose bar a model had to meet, and the bars (after the route's ``bar_shift``,
+    #: near-budget lowering and the prompt's difficulty).
     checked_tasks: tuple[str, ...]
     bars: Mapping[str, int]
     prompt_tokens: int
@@ -111,6 +115,9 @@ class RouteDecision:
     budget_step: NearBudgetStep | None
     policy_version: str
     error: RouteError | None = None
+    #: The prompt's estimated difficulty, and the bars before it moved them.
+    difficulty: DifficultyGuess | None = None
+    base_bars: Mapping[str, int] = field(default_factory=dict)
     #: Builds :attr:`candidates` on first use: the request path never pays for the table.
     _table: Callable[[], tuple[Candidate, ...]] = field(default=tuple, repr=False, compare=False)
     _cache: list[tuple[Candidate, ...]] = field(default_factory=list, repr=False, compare=False)

@@ -31,6 +31,7 @@ the model that answers). Everything here is arithmetic on precomputed tables: no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
@@ -156,8 +157,13 @@ class _Entry(NamedTuple):
     meets_bar: bool
 
 
-def _clamp_bar(bar: int) -> int:
+def _clamp_bar(bar: float) -> float:
     return 0 if bar < 0 else (100 if bar > 100 else bar)
+
+
+def _whole_bar(bar: float) -> int:
+    """A bar with a fraction (``bar_shift``) as the whole capability it asks for."""
+    return math.ceil(_clamp_bar(bar) - 1e-9)
 
 
 def _cap_key(cap: int | None) -> int:
@@ -287,7 +293,7 @@ class _Ctx(NamedTuple):
 def _result(c: _Ctx, *, model: str, chain: tuple[str, ...], reason: str, route: str | None,
             bars: Mapping[str, int], table: Callable[[], tuple[Candidate, ...]],
             cost: int | None, ref_cost: int | None, error: RouteError | None = None,
-            ) -> RouteDecision:
+            base_bars: Mapping[str, int] | None = None) -> RouteDecision:
     f, task = c.facts, c.task
     return RouteDecision(
         model=model, chain=chain, reason=reason, task=task[0], confidence=task[1],
@@ -297,6 +303,7 @@ def _result(c: _Ctx, *, model: str, chain: tuple[str, ...], reason: str, route: 
         cost_micro=cost, reference_model=c.policy.reference_model, reference_cost_micro=ref_cost,
         budget_scope=c.scope, budget_used=c.used, budget_step=c.step,
         policy_version=c.policy.version, error=error, _table=table,
+        difficulty=f.difficulty, base_bars=bars if base_bars is None else base_bars,
     )
 
 
@@ -317,7 +324,13 @@ def _routed(facts: RouteFacts, policy: Policy, asked: Route, target: str,
     c = _Ctx(facts, policy, target, notes, step, scope, used, task)
     checked = task[3]
     move = route.shift - lower
-    bars = {t: _clamp_bar(route.bars[t] + move) for t in checked}
+    rule, dz = policy.difficulty, facts.difficulty
+    base_bars = {t: _whole_bar(route.bars[t] + move) for t in checked}
+    if rule is not None and dz is not None and rule.on:
+        z = dz.logit
+        bars = {t: rule.bar(t, _clamp_bar(route.bars[t] + move), z) for t in checked}
+    else:
+        bars = base_bars
     single = checked[0] if len(checked) == 1 else None
     bar = bars[checked[0]]
     blocked = policy.blocked_for(facts.caller)
@@ -414,13 +427,13 @@ def _routed(facts: RouteFacts, policy: Policy, asked: Route, target: str,
         err = _no_route(facts, route, permitted, unreachable, fits, limit, bool(below), bar_text)
         return _result(c, model="", chain=(), reason=err.message, route=route.name, bars=bars,
                        table=_table([], [*below, *rest], 0, route.objective, bars, outside),
-                       cost=None, ref_cost=ref_cost, error=err)
+                       cost=None, ref_cost=ref_cost, error=err, base_bars=base_bars)
     k = route.max_fallbacks
     top = ordered[0]
     chain = tuple(e.name for e in ordered[: 1 + k])
     return _result(c, model=top.name, chain=chain, reason=reason, route=route.name, bars=bars,
                    table=_table(ordered, rest, k, objective, bars, outside),
-                   cost=top.cost, ref_cost=ref_cost)
+                   cost=top.cost, ref_cost=ref_cost, base_bars=base_bars)
 
 
 def _no_route(facts: RouteFacts, route: Route, permitted: int, unreachable: list[str], fits: int,

@@ -40,11 +40,13 @@ def explain_json(
     policy: Policy | None = None,
     *,
     signals: Sequence[str] = (),
+    difficulty_signals: Sequence[tuple[str, float]] = (),
 ) -> dict[str, Any]:
     """The body ``POST /v1/route`` returns (and ``router route --json`` prints).
 
     ``policy`` adds each candidate's capability for every task class; ``signals`` are the
-    classifier's explanation (``Classification.signals``).
+    classifier's explanation (``Classification.signals``), ``difficulty_signals`` what moved the
+    difficulty estimate most (:meth:`DifficultyModel.contributions`).
     """
     d = decision
     candidates = []
@@ -71,6 +73,19 @@ def explain_json(
             "step": step.model_dump(exclude_none=True) if step is not None else None,
         }
     error = d.error.to_gateway_error().payload()["error"] if d.error is not None else None
+    difficulty = None
+    if d.difficulty is not None:
+        difficulty = {
+            "value": round(d.difficulty.value, 4),
+            "logit": round(d.difficulty.logit, 4),
+            "band": d.difficulty.band,
+            "signals": [{"signal": n, "contribution": v} for n, v in difficulty_signals],
+            "bars_before": dict(d.base_bars),
+            "weight": policy.difficulty.weight if policy is not None and policy.difficulty
+            else None,
+            "estimate": policy.difficulty.source if policy is not None and policy.difficulty
+            else None,
+        }
     fraction = savings_fraction(d)
     return {
         "object": "router.route",
@@ -93,6 +108,7 @@ def explain_json(
             "bars": dict(d.bars),
             "signals": list(signals),
         },
+        "difficulty": difficulty,
         "budget": budget,
         "model": d.model or None,
         "fallbacks": list(d.fallbacks),
@@ -130,11 +146,17 @@ def decision_headers(decision: RouteDecision) -> dict[str, str]:
         h["x-router-reference-cost-estimate-usd"] = usd6(d.reference_cost_micro)
     if d.budget_step is not None and d.budget_scope is not None:
         h["x-router-near-budget"] = f"{d.budget_scope}={d.budget_used:.3f}"
+    if d.difficulty is not None:
+        h["x-router-difficulty"] = f"{d.difficulty.value:.3f}"
+        h["x-router-difficulty-band"] = d.difficulty.band
+        if d.bars:
+            h["x-router-bars"] = ",".join(f"{t}={b}" for t, b in d.bars.items())
     return h
 
 
 def format_explain(decision: RouteDecision, policy: Policy | None = None,
-                   *, signals: Sequence[str] = ()) -> str:
+                   *, signals: Sequence[str] = (),
+                   difficulty_signals: Sequence[tuple[str, float]] = ()) -> str:
     """``router route``'s human-readable output."""
     d = decision
     lines = []
@@ -150,6 +172,13 @@ def format_explain(decision: RouteDecision, policy: Policy | None = None,
                     if d.bars else ""))
     if signals:
         lines.append("signals: " + "; ".join(signals))
+    if d.difficulty is not None:
+        moved = [f"{t} bar {d.base_bars[t]} -> {b}" for t, b in d.bars.items()
+                 if t in d.base_bars and d.base_bars[t] != b]
+        why = "; ".join(f"{n} {v:+.2f}" for n, v in difficulty_signals)
+        lines.append(f"difficulty {d.difficulty.value:.2f} ({d.difficulty.band})"
+                     + (f": {', '.join(moved)}" if moved else ": bars unchanged")
+                     + (f" · signals: {why}" if why else ""))
     if d.error is not None:
         err = d.error.to_gateway_error()
         lines.append(f"REFUSED ({err.status_code} {err.code}): {d.error.message}")

@@ -81,7 +81,7 @@ class PolicyReloader:
         self.catalogue = catalogue
         src = read_sources(self.path)
         self._policy = policy_from_sources(src, config, catalogue, env)
-        self._seen = src.digest
+        self._seen = src.digest + self._policy.referenced_digest()
         self.successes = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -145,11 +145,14 @@ class PolicyReloader:
                     return None
                 self._seen = digest
                 return self._refused(trigger, str(exc), None)
-            if src.digest == self._seen and not force:
+            # the policy's files and the files it refers to (a difficulty model)
+            digest = src.digest + self._policy.referenced_digest()
+            if digest == self._seen and not force:
                 return None
-            self._seen = src.digest
+            self._seen = digest
             try:
                 policy = policy_from_sources(src, self.config, self.catalogue, self.env)
+                self._seen = src.digest + policy.referenced_digest()
             except PolicyError as exc:
                 return self._refused(trigger, str(exc), src.digest[:12])
             except Exception as exc:  # a bug must not kill the watcher or the running policy

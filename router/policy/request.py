@@ -12,13 +12,13 @@ import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from router.errors import InvalidRequest
 from router.policy.compile import Policy
 from router.policy.engine import BudgetState, RouteDecision, RouteFacts, TaskGuess, evaluate
-from router.policy.explain import explain_json
+from router.policy.explain import explain_json, format_explain
 from router.policy.schema import TASKS
 from router.validate import check_chat
 
@@ -141,9 +141,16 @@ class Explained:
     decision: RouteDecision
     classification: TaskGuess | None
     signals: Sequence[str]
+    #: What moved the difficulty estimate most (empty without one).
+    difficulty_signals: Sequence[tuple[str, float]] = ()
 
     def json(self, policy: Policy | None = None) -> dict[str, Any]:
-        return explain_json(self.decision, policy, signals=self.signals)
+        return explain_json(self.decision, policy, signals=self.signals,
+                            difficulty_signals=self.difficulty_signals)
+
+    def text(self, policy: Policy | None = None) -> str:
+        return format_explain(self.decision, policy, signals=self.signals,
+                              difficulty_signals=self.difficulty_signals)
 
 
 def facts_for_body(
@@ -159,8 +166,11 @@ def facts_for_body(
     :func:`route_body` and ``router eval replay`` decide from)."""
     checked = check_chat(body)  # before counting and classifying: they need a valid body
     tokens = count_tokens(body, policy, tokenizers)
-    cls = classify(body.get("messages")) if classify is not None else None
-    return _facts(checked, tokens, cls, caller, task_header)
+    messages = body.get("messages")
+    cls = classify(messages) if classify is not None else None
+    rule = policy.difficulty
+    difficulty = rule.estimate_messages(messages) if rule is not None and rule.on else None
+    return replace(_facts(checked, tokens, cls, caller, task_header), difficulty=difficulty)
 
 
 def route_body(
@@ -185,5 +195,11 @@ def route_body(
     signals: Sequence[str] = tuple(getattr(cls, "signals", ()) or ())
     if cls is None:
         signals = ("classifier unavailable",)
+    why: Sequence[tuple[str, float]] = ()
+    rule = policy.difficulty
+    if facts.difficulty is not None and rule is not None:
+        from router.classify.messages import extract
+
+        why = rule.estimator().contributions(extract(body.get("messages")).main)
     return Explained(evaluate(facts, policy, budget=budget, unavailable=unavailable or {}), cls,
-                     signals)
+                     signals, why)

@@ -74,6 +74,26 @@ class LowConfidenceSpec(_Strict):
     treat_as: Literal["all_tasks", "reasoning", "expression", "classified"] = "all_tasks"
 
 
+class DifficultySpec(_Strict):
+    """How a prompt's estimated difficulty moves the capability bar of its task.
+
+    A capability bar is read as the chance (in %) that a model does a *typical* prompt of the
+    class well. For a prompt of difficulty ``z`` (log-odds of failure against a typical
+    prompt), the bar becomes ``100 * sigmoid(logit(bar / 100) + weight * z)``: an easy prompt
+    (``z < 0``) lets a less capable model qualify, a hard one (``z > 0``) asks for a more
+    capable one. Monotone: a harder prompt never gets a lower bar.
+    """
+
+    #: How strongly difficulty moves the bars (0: not at all, 1: as estimated).
+    weight: float = Field(1.0, ge=0, le=4, allow_inf_nan=False)
+    #: Per task, the lowest a bar may be moved down to, however easy the prompt (a bar already
+    #: below it is not moved down at all).
+    floor: dict[Task, Score] = Field(default_factory=dict)
+    #: A refitted estimate (``router eval calibrate --difficulty-out``), relative to this file.
+    #: Default: the estimate shipped with the gateway.
+    model: str | None = None
+
+
 class ModelSpec(_Strict):
     """A catalogue model's capability per task class (0-100; omit a task it must never serve)."""
 
@@ -148,7 +168,7 @@ class RouteSpec(_Strict):
     min_capability: dict[Task, Score] = Field(default_factory=dict)
     #: The route's quality/cost knob: points added to every bar of this route (negative: cheaper
     #: models qualify, quality drops; positive: the reverse). ``router eval replay`` sweeps it.
-    bar_shift: int = Field(0, ge=-100, le=100)
+    bar_shift: float = Field(0, ge=-100, le=100, allow_inf_nan=False)
     #: Consider only these models.
     models: tuple[Name, ...] | None = None
     #: ``cheapest`` qualifying model (default) or the ``most_capable`` one (ties: cheaper).
@@ -187,6 +207,8 @@ class PolicyFile(_Strict):
     #: Requests naming the key are served as if they named the value (a model or a route).
     #: Applied once: rewrites do not chain.
     rewrites: dict[str, Name] = Field(default_factory=dict)
+    #: Difficulty-aware bars; absent: bars depend on the task class only.
+    difficulty: DifficultySpec | None = None
     #: Spending limits per scope and period (see router/policy/budgets.py).
     budgets: BudgetsSpec = BudgetsSpec()
     #: Requests and tokens per minute per scope.

@@ -6,11 +6,17 @@ is tried up to ``1 + max_retries`` times on retryable failures (connection error
 tried. A rejection of the request itself (400, 413, 422) stops at once: another model would
 refuse it too, and the client must fix it. 401/403/404 move on to the next model without retrying
 (a key or model id is misconfigured there). What each attempt did is kept for headers and logs.
+
+Every attempt's outcome feeds the models' circuits (:mod:`router.upstream.health`): a model whose
+circuit is open is skipped like a model without its key. When nothing in the chain can be called
+(keys unset, circuits open), the error says ``x-should-retry: false`` (and, for circuits,
+``Retry-After``), so that the OpenAI SDKs do not repeat a request that cannot succeed yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import time
@@ -29,7 +35,12 @@ from router.upstream.base import (
     Transport,
     UpstreamResponse,
 )
+from router.upstream.health import Health
 
+#: The outcome of a model skipped because its circuit is open (router/upstream/health.py).
+CIRCUIT_OPEN = "circuit open"
+#: Outcomes of models that were passed over without an attempt.
+NOT_TRIED = frozenset({"no key", CIRCUIT_OPEN})
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 CLIENT_FAULT = frozenset({400, 413, 422})
 _SECRETISH = re.compile(r"(sk|key|pk|rk)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
@@ -38,7 +49,7 @@ _SECRETISH = re.compile(r"(sk|key|pk|rk)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
 @dataclass(slots=True)
 class Attempt:
     model: str
-    outcome: str  # "ok", "status 503", "timeout", "connect", "no key"
+    outcome: str  # "ok", "status 503", "timeout", "connect", "no key", "circuit open"
     status: int | None = None
     message: str = ""
     seconds: float = 0.0
@@ -82,8 +93,11 @@ class Dispatcher:
         backoff_base_s: float = 0.25,
         backoff_max_s: float = 8.0,
         observer: Callable[[Attempt, bool], None] | None = None,
+        health: Health | None = None,
     ) -> None:
         self.observer = observer
+        #: Passive health: circuits of failing models are skipped (router/upstream/health.py).
+        self.health = health if health is not None else Health(0, 1.0, 1.0)
         self.targets = targets
         self.transports = transports
         self.backoff_base_s = backoff_base_s
@@ -108,6 +122,7 @@ class Dispatcher:
         ``body["model"]`` is set to each target's upstream id in turn (the dict is reused).
         """
         attempts: list[Attempt] = []
+        health = self.health
         for name in chain:
             target = self.targets[name]
             if target.missing_key:
@@ -117,12 +132,18 @@ class Dispatcher:
             transport = self.transports[target.cfg.api_path]
             body["model"] = target.cfg.upstream_model
             for retry in range(target.cfg.max_retries + 1):
+                if not health.acquire(name):  # open, or its probe is in flight: next model
+                    if retry == 0:
+                        why = health.why(name) or "circuit open"
+                        self._record(attempts, Attempt(name, CIRCUIT_OPEN, message=why), False)
+                    break
                 started = time.perf_counter()
                 again = retry > 0
                 try:
                     resp = await transport.send(target, endpoint, body, stream)
                 except TimedOut as exc:
                     elapsed = time.perf_counter() - started
+                    health.failed(name, "timeout")
                     self._record(attempts, Attempt(name, "timeout", message=str(exc),
                                                    seconds=elapsed), again)
                     if exc.phase == "read":
@@ -130,11 +151,19 @@ class Dispatcher:
                     retry_after = None
                 except ConnectFailed as exc:
                     elapsed = time.perf_counter() - started
+                    health.failed(name, "connection failed")
                     self._record(attempts, Attempt(name, "connect", message=str(exc),
                                                    seconds=elapsed), again)
                     retry_after = None
+                except BaseException:  # cancelled (the client left), or a bug: no outcome
+                    health.released(name)
+                    raise
                 else:
                     elapsed = time.perf_counter() - started
+                    if resp.status >= 500:
+                        health.failed(name, f"status {resp.status}")
+                    else:
+                        health.succeeded(name)
                     if 200 <= resp.status < 300:
                         self._record(attempts, Attempt(name, "ok", resp.status, seconds=elapsed),
                                      again)
@@ -153,20 +182,33 @@ class Dispatcher:
                     retry_after = resp.retry_after
                 if retry < target.cfg.max_retries:
                     await asyncio.sleep(self._delay(retry, retry_after))
-        raise _final_error(chain, attempts)
+        raise self._final_error(chain, attempts)
+
+    def _final_error(self, chain: Sequence[str], attempts: list[Attempt]) -> Exception:
+        headers = _attempt_headers(attempts)
+        callable_now = [n for n in chain if not self.targets[n].missing_key
+                        and self.health.why(n) is None]
+        if not callable_now:
+            # Nothing in the chain can be called before a circuit's cool-down (or ever, for a
+            # missing key): an SDK retrying at once would only multiply the refusals.
+            headers["x-should-retry"] = "false"
+            wait = self.health.retry_in(chain)
+            if wait is not None:
+                headers["retry-after"] = str(max(1, math.ceil(wait)))
+        return _final_error(chain, attempts, headers)
 
 
 def _attempt_headers(attempts: list[Attempt]) -> dict[str, str]:
     return {"x-router-attempts": str(len(attempts))}
 
 
-def _final_error(chain: Sequence[str], attempts: list[Attempt]) -> Exception:
-    headers = _attempt_headers(attempts)
-    tried = [a for a in attempts if a.outcome != "no key"]
+def _final_error(chain: Sequence[str], attempts: list[Attempt],
+                 headers: dict[str, str]) -> Exception:
+    tried = [a for a in attempts if a.outcome not in NOT_TRIED]
     if not tried:
-        missing = "; ".join(f"{a.model}: {a.message}" for a in attempts)
+        skipped = "; ".join(f"{a.model}: {a.message}" for a in attempts)
         return ServiceUnavailable(
-            f"no upstream could be called for {chain[0]!r}: {missing}", headers=headers
+            f"no upstream could be called for {chain[0]!r}: {skipped}", headers=headers
         )
     summary = "; ".join(
         f"{a.model}: {a.outcome}" + (f" ({a.message})" if a.message else "") for a in tried[-3:]

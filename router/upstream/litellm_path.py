@@ -45,6 +45,24 @@ def _error_body(exc: Exception, status: int) -> bytes:
     )
 
 
+def _message_body(message: str) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                   "param": None, "code": None}})
+
+
+def _network_cause(exc: BaseException) -> OSError | None:
+    """The socket-level error (refused, reset, DNS, TLS, timeout: all ``OSError``) behind a litellm
+    exception, if any: litellm wraps a refused connection as a 500 ``InternalServerError``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 class LiteLLMTransport:
     async def send(
         self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool
@@ -79,8 +97,19 @@ class LiteLLMTransport:
         exceptions = litellm.exceptions
         if isinstance(exc, exceptions.Timeout):
             raise TimedOut(f"no response from {target.name} within its timeout", phase="read")
+        network = _network_cause(exc)
+        if network is not None:
+            raise ConnectFailed(f"cannot reach {target.name}: {type(network).__name__}")
         if isinstance(exc, exceptions.APIConnectionError):
-            raise ConnectFailed(f"cannot reach {target.name}")
+            # litellm reports its own failure to translate the request (a KeyError on a message
+            # without content, say) as a connection error: nothing was sent. The request is
+            # malformed for this provider; retrying or counting it against the model's health
+            # would be wrong.
+            cause = exc.__context__ or exc.__cause__
+            what = type(cause).__name__ if cause is not None else type(exc).__name__
+            return UpstreamResponse(status=400, body=_message_body(
+                f"the request could not be translated for {target.cfg.provider} ({what}): check "
+                "the message roles, contents and parameters"))
         status = getattr(exc, "status_code", None)
         if not isinstance(status, int) or status < 400:
             status = 500

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from router.upstream.base import ConnectFailed, Endpoint, Target, TimedOut, UpstreamResponse
+from router.upstream.wire import encode_body
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -65,7 +65,7 @@ class OpenAICompatTransport:
         self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool
     ) -> UpstreamResponse:
         url = f"{target.api_base}/{endpoint}"
-        payload = orjson.dumps(body)
+        payload = encode_body(body)  # as received: lone surrogates too (wire.py)
         try:
             resp = await self.session.post(
                 url, data=payload, headers=target.headers, timeout=self._timeout(target)

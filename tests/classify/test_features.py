@@ -111,3 +111,48 @@ def test_bad_header_and_metadata() -> None:
     with pytest.raises(ValueError):
         override_task("auto", None, {"router_task": 3})
     assert parse_task("EXPRESSION") == "expression"
+
+
+@pytest.mark.parametrize(("text", "instruction", "material"), [
+    ("Write a haiku about this:\n```py\nx = 1\n```\nthanks", "Write a haiku about this:\n\n\nthanks",
+     "```py\nx = 1\n```"),
+    ("Explain:\n```\nunclosed fence runs to the end", "Explain:\n\n",
+     "```\nunclosed fence runs to the end"),
+    ("Translate into German: 'If x + 3 = 7, what is x?' Do not solve it.",
+     "Translate into German: \n Do not solve it.", "'If x + 3 = 7, what is x?'"),
+    ("I don't think it's the dog's bone, isn't it?", "I don't think it's the dog's bone, isn't it?",
+     ""),
+    ('He said "a quoted passage of some length" and left.', "He said \n and left.",
+     '"a quoted passage of some length"'),
+    ('Short "quote" stays.', 'Short "quote" stays.', ""),
+    ("把这句话翻译成英文：“今天天气很好，我们去公园散步吧。”", "把这句话翻译成英文：\n",
+     "“今天天气很好，我们去公园散步吧。”"),
+    ("甲说：“乙在说谎。”", "甲说：“乙在说谎。”", ""),  # a short statement is the puzzle itself
+])
+def test_material_split(text: str, instruction: str, material: str) -> None:
+    from router.classify.material import split
+
+    assert split(text) == (instruction, material)
+
+
+def test_material_has_its_own_features(feat: Featurizer) -> None:
+    plain = feat.featurize("Write a friendly email about this bug")
+    code = feat.featurize("Write a friendly email about this bug:\n```py\ndef f(): return 1\n```")
+    assert code.text.startswith("Write a friendly email") and "def f" in code.material
+    assert np.array_equal(code.idx[:code.m], feat.featurize(code.text).idx[:code.m])
+    assert len(code.idx) > code.mh and len(plain.idx) == plain.mh
+    values = dict(zip(feat.concepts, code.explicit.tolist(), strict=True))
+    assert values["code syntax (in pasted material)"] > 0 and values["code syntax"] == 0
+    assert 0 < values["pasted material"] < 1
+
+
+@pytest.mark.parametrize(("text", "follow_up"), [
+    ("ok", True), ("OK!", True), ("  continue ", True), ("Why?", True), ("继续", True),
+    ("好的。", True), ("?", True), ("go on", True), ("thanks", True),
+    ("write it as a poem", False), ("why is the sky blue?", False), ("翻译成英文", False),
+    ("ok " * 20, False),
+])
+def test_follow_ups(text: str, follow_up: bool) -> None:
+    from router.classify.model import is_follow_up
+
+    assert is_follow_up(text) is follow_up

@@ -50,6 +50,9 @@ def test_recorded_held_out_figures_meet_targets() -> None:
     held = META["held_out"]
     for lang in ("en", "zh"):
         assert held["per_language"][lang]["balanced_accuracy"] >= 0.92, lang
+        assert held["per_language"][lang]["confident_error_rate"] <= 0.02, lang
+    assert len(held["per_source"]) >= 15  # sources held out one at a time
+    assert held["confident_error_rate"] <= 0.02
     # calibration: in every well-populated band, accuracy is not far below the confidence
     for band in held["reliability"]:
         if band["n"] >= 200:
@@ -102,6 +105,11 @@ SCORE_TEXTS = [
     " ".join(str(i) for i in range(300)),  # numbers
     "Summarise this article:\n\n" + "The committee met on Tuesday. " * 150,  # truncated
     "def f(x):\n    return x ** 2  # 😀 emoji shift UTF-16 positions\n" * 20,
+    "Write a haiku about this code:\n```python\nwhile True:\n    retry()\n```",  # material
+    "```python\nprint(1)\n```",  # material only
+    "Translate into German: 'If x + 3 = 7, what is x?' Do not solve it.",
+    "把这句话翻译成英文：“今天天气很好，我们去公园散步吧。”",
+    "Summarise:\n```\n" + "log line 42\n" * 400 + "```",  # truncated inside the material
 ]
 
 
@@ -113,9 +121,12 @@ def test_request_path_score_equals_the_full_features(text: str) -> None:
     z, n = m.score(text)
     ft = m.featurizer.featurize(text)
     full = m.bias + float(np.dot(m.explicit.astype(np.float64), ft.explicit.astype(np.float64)))
+    g = m.hashed[ft.idx].astype(np.float64)
     if ft.m:
-        g = m.hashed[ft.idx].astype(np.float64)
-        full += g[:ft.m].sum() * ft.body_scale + g[ft.m:].sum() * ft.head_scale
-    assert n == ft.n
+        full += g[:ft.m].sum() * ft.body_scale + g[ft.m:ft.mh].sum() * ft.head_scale
+    if len(ft.idx) > ft.mh:
+        full += g[ft.mh:].sum() * ft.material_scale
+    if not ft.material:
+        assert n == ft.n
     assert z == pytest.approx(full, abs=1e-4)
     assert m.margin(text).value == pytest.approx(full, abs=1e-4)

@@ -167,7 +167,7 @@ class Prometheus:
     """A real Prometheus server with its own config and TSDB directory."""
 
     def __init__(self, tmp: Path, scrape_targets: list[str], rule_files: list[Path],
-                 interval: str = "1s") -> None:
+                 interval: str = "1s", bearer_token: str | None = None) -> None:
         assert PROMETHEUS is not None
         self.tmp = tmp
         self.port = free_port()
@@ -179,6 +179,9 @@ class Prometheus:
             "scrape_configs": [{
                 "job_name": "federated-router",
                 "static_configs": [{"targets": scrape_targets}],
+                # as deploy/prometheus/prometheus.yml sends the gateway's metrics token
+                **({"authorization": {"type": "Bearer", "credentials": bearer_token}}
+                   if bearer_token else {}),
             }],
         }, sort_keys=False))
         self.log_path = tmp / "prometheus.log"

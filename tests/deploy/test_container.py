@@ -103,6 +103,10 @@ def test_every_copied_file_exists_and_is_in_the_build_context() -> None:
 
 STORE = {"ROUTER_STORE_URL": "redis://redis:6379/0",
          "ROUTER_LEDGER_URL": "postgresql://router:pw@postgres:5432/router"}
+#: Run from another directory, ``python -m router`` must still import this checkout's router
+#: (not another editable install of the package).
+CHECKOUT = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                          if p)}
 
 
 def test_container_config_needs_its_store_and_has_no_development_key() -> None:
@@ -134,7 +138,8 @@ def test_router_serve_takes_0000_with_the_container_config_not_with_the_dev_key(
     res = subprocess.run([sys.executable, "-m", "router", "serve", "--config",
                           str(REPO / "config.yaml"), "--host", "0.0.0.0",
                           "--port", str(free_port())],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, **CHECKOUT})
     assert res.returncode == 2 and "refusing to listen on 0.0.0.0" in res.stderr
     with socket.socket() as held:
         held.bind(("0.0.0.0", 0))  # bound, never listening
@@ -143,7 +148,7 @@ def test_router_serve_takes_0000_with_the_container_config_not_with_the_dev_key(
             [sys.executable, "-m", "router", "serve", "--config", str(DEPLOY / "config.yaml"),
              "--host", "0.0.0.0", "--port", str(port)],
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**os.environ, "ROUTER_STORE_URL": "redis://127.0.0.1:9/0",
+            env={**os.environ, **CHECKOUT, "ROUTER_STORE_URL": "redis://127.0.0.1:9/0",
                  "ROUTER_LEDGER_URL": "postgresql://router@127.0.0.1:9/router",
                  "ROUTER_POLICY": str(REPO / "policies"), "ROUTER_KEY_APP": "sk-test-app",
                  "ROUTER_JOURNAL_PATH": str(tmp_path / "journal.db"), "PYTHONPATH": str(REPO)})
@@ -257,6 +262,16 @@ def test_compose_prometheus_config_is_valid_in_its_container_layout(tmp_path: Pa
     etc.mkdir(parents=True)
     shutil.copy(DEPLOY / "prometheus" / "prometheus.yml", etc / "prometheus.yml")
     shutil.copytree(DEPLOY / "prometheus" / "rules", etc / "rules")
+    # the metrics token, where compose mounts its secret: the file prometheus.yml names
+    prom = compose()["services"]["prometheus"]
+    (secret,) = prom["secrets"]
+    assert compose()["secrets"][secret["source"]] == {"environment": "ROUTER_METRICS_TOKEN"}
+    target = Path(secret["target"])
+    prom_cfg = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in prom_cfg["scrape_configs"] if j["job_name"] == "federated-router"]
+    assert target == Path("/etc/prometheus") / job["authorization"]["credentials_file"]
+    (tmp_path / target.relative_to("/")).write_text("token\n")
+    assert "ROUTER_METRICS_TOKEN" in compose()["services"]["gateway"]["environment"]
     assert PROMTOOL is not None
     res = subprocess.run([PROMTOOL, "check", "config", str(etc / "prometheus.yml")],
                          capture_output=True, text=True, timeout=60)
@@ -270,5 +285,6 @@ def test_docker_compose_config_when_the_cli_has_compose(tmp_path: Path) -> None:
         pytest.skip("docker compose is not installed (checked statically above)")
     res = subprocess.run([docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
                          capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "ROUTER_KEY_APP": "x"})
+                         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "ROUTER_KEY_APP": "x",
+                              "ROUTER_METRICS_TOKEN": "y"})
     assert res.returncode == 0, res.stderr

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -56,6 +57,8 @@ from tests.support import REPO, Proc, start_fake_upstream, start_gateway
 pytestmark = pytest.mark.slow
 
 APP_KEY = "sk-test-deploy-app-key"
+#: B's server.metrics_auth token (deploy/config.yaml); A's /metrics is open and ignores it.
+METRICS_TOKEN = "test-deploy-metrics-token"
 FAKE_KEY = ENV["FAKE_UPSTREAM_KEY"]
 #: Exactly max_tokens=10 completion tokens: the reservation (worst case) equals the cost.
 EXACT = [{"role": "user", "content": "[[fake:tokens=10]] budget test"}]
@@ -203,6 +206,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "ROUTER_LEDGER_EXPORT": "files", "ROUTER_LEDGER_URL": str(tmp / "ledger"),
             "ROUTER_OPENAI_BASE": f"{fake.url}/v1", "ROUTER_DEEPSEEK_BASE": f"{fake.url}/v1",
             "OPENAI_API_KEY": FAKE_KEY, "DEEPSEEK_API_KEY": FAKE_KEY,
+            "ROUTER_METRICS_TOKEN": METRICS_TOKEN,
         }
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             fut_a = pool.submit(start_gateway, config_a, dir_a, ENV, ["--workers", "2"])
@@ -215,7 +219,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             raise failures[0]
         a, b = started[2], started[3]
         prom = Prometheus(tmp, [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"],
-                          sorted(RULES.glob("*.yml")))
+                          sorted(RULES.glob("*.yml")), bearer_token=METRICS_TOKEN)
         prom.start()
         started.append(prom)
         prom.wait_ready()
@@ -279,8 +283,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMETHEUS)
-def test_promtool_check_config_and_rules() -> None:
-    config = DEPLOY / "prometheus" / "prometheus.yml"
+def test_promtool_check_config_and_rules(tmp_path: Path) -> None:
+    # beside the metrics token file it names (a compose secret; see test_container.py)
+    config = tmp_path / "prometheus.yml"
+    shutil.copy(DEPLOY / "prometheus" / "prometheus.yml", config)
+    shutil.copytree(RULES, tmp_path / "rules")
+    (tmp_path / "metrics-token").write_text("token\n")
     res = subprocess.run([PROMTOOL, "check", "config", str(config)], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -296,7 +304,9 @@ def test_promtool_check_metrics_on_live_gateways(stack: Stack) -> None:
     """The exposition of both gateways (A merges two workers' files) passes promtool's lint."""
     assert PROMTOOL is not None
     for gw in (stack.a, stack.b):
-        with urllib.request.urlopen(f"{gw.url}/metrics", timeout=10) as r:
+        req = urllib.request.Request(f"{gw.url}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
             text = r.read()
         assert b"router_requests_total" in text
         res = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,

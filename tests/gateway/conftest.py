@@ -19,6 +19,9 @@ server:
   retry_backoff_base_s: 0.01
   retry_backoff_max_s: 0.05
   shutdown_grace_seconds: 10
+  # Off here: the tests below call failing models over and over and count their attempts;
+  # tests/gateway/test_circuits.py runs gateways with circuits on.
+  circuit_breaker: {{failure_threshold: 0}}
 store:
   url: sqlite:///{tmp}/router.db
 policy: policy.yaml
@@ -140,15 +143,17 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 
 
 def write_config(tmp: Path, fake_url: str, *, policy: str = POLICY,
-                 store: str | None = None, extra: str = "") -> Path:
+                 store: str | None = None, extra: str = "", server: str = "") -> Path:
     """A config for the test catalogue (all models on the fake upstream) and its policy.
 
     ``store``: a store URL instead of the SQLite file in ``tmp``; ``extra``: YAML appended to
-    the ``store:`` section (indented two spaces)."""
+    the ``store:`` section (indented two spaces); ``server``: the same for ``server:``."""
     from tests.support import free_port
 
     path = tmp / "config.yaml"
     text = CONFIG.format(tmp=tmp, fake=fake_url, dead_port=free_port())
+    if server:
+        text = text.replace("server:\n", "server:\n" + server.rstrip() + "\n", 1)
     if store is not None:
         text = text.replace(f"url: sqlite:///{tmp}/router.db", f"url: {store}")
     if extra:

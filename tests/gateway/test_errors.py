@@ -189,10 +189,11 @@ def test_upstream_drop_gets_502(gateway: Proc) -> None:
 
 
 def test_model_without_key_gets_503_naming_the_env_var(gateway: Proc) -> None:
-    status, _, payload = post(gateway, CHAT, {**HELLO, "model": "no-key"})
+    status, headers, payload = post(gateway, CHAT, {**HELLO, "model": "no-key"})
     assert status == 503
     err = assert_openai_error(payload, "service_unavailable")
     assert "ROUTER_TEST_UNSET_KEY" in err["message"]
+    assert headers["x-should-retry"] == "false"  # the SDKs would retry a 503 in vain
 
 
 def test_unknown_path_and_method(gateway: Proc) -> None:

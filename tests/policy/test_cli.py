@@ -65,7 +65,11 @@ def test_route_json(capsys: pytest.CaptureFixture[str]) -> None:
                          "--task", "reasoning", "--no-classify", "--config", CONFIG, "--json")
     assert code == 0, err
     j = json.loads(out)
-    assert j["object"] == "router.route" and j["model"] == "deepseek-reasoner"
+    # a short classic proof: the difficulty moves the reasoning bar from 78 below
+    # deepseek-chat's 75
+    assert j["object"] == "router.route" and j["model"] == "deepseek-chat"
+    assert j["difficulty"]["bars_before"] == {"reasoning": 78}
+    assert j["task"]["bars"]["reasoning"] <= 75
     assert j["task"]["source"] == "override" and j["prompt_tokens"] > 5
     assert j["reference"]["model"] == "claude-sonnet-4-5" and j["savings"]["micro_usd"] > 0
     assert len(j["candidates"]) == 11
