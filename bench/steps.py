@@ -56,11 +56,13 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
 
     from router import observe
     from router.config import load_config
+    from router.faces import CHAT
     from router.pipeline import (
         Outcome,
         _complete,
         _decide,
         _estimate,
+        _json_answer,
         _task_override,
         ledger_row,
     )
@@ -97,12 +99,14 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
     def all_decide() -> None:
         for i, b in enumerate(bodies):
             requested, stream, max_tokens, nn = check_chat(b)
-            _decide(state, b, outcome(i), headers, requested, stream, max_tokens, nn)
+            _decide(state, b, outcome(i), headers, requested, stream, max_tokens, nn,
+                    state.unavailable)
 
     # one reservation first, so that the budget view holds fractions as in a running server
     warm = outcome(-1)
     requested, stream, max_tokens, nn = check_chat(bodies[0])
-    d0 = _decide(state, bodies[0], warm, headers, requested, stream, max_tokens, nn)
+    d0 = _decide(state, bodies[0], warm, headers, requested, stream, max_tokens, nn,
+                 state.unavailable)
     hold = await state.accountant.reserve(warm.request_id, caller, warm.policy,
                                           state.catalogue[d0.model], warm.prompt_tokens,
                                           max_tokens, nn, d0.task)
@@ -160,7 +164,7 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
     for i, b in enumerate(bodies):
         out = outcome(i)
         requested, stream, max_tokens, nn = check_chat(b)
-        d = _decide(state, b, out, headers, requested, stream, max_tokens, nn)
+        d = _decide(state, b, out, headers, requested, stream, max_tokens, nn, state.unavailable)
         outs.append((out, d, max_tokens, nn))
     add("estimate the request's cost (pipeline._estimate)",
         _best(rounds, n, lambda: [_estimate(state, o, d.model, mt, nn) for o, d, mt, nn in outs]))
@@ -229,9 +233,10 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
     def complete_all() -> None:
         for o, d, _, _ in outs:
             o.served_by = d.model
-            _complete(state, o, Dispatched(state.targets[d.model], UpstreamResponse(200, answer)))
+            dispatched = Dispatched(state.targets[d.model], UpstreamResponse(200, answer))
+            _complete(state, o, CHAT.render(None, _json_answer(dispatched), answer, True))
 
-    add("handle the answer (pipeline._complete: parse usage, cost, headers)",
+    add("handle the answer (parse it, pipeline._complete: usage, cost, headers)",
         _best(rounds, n, complete_all))
     add("  of which Outcome.headers()", _best(rounds, n, lambda: [o.headers() for o, *_ in outs]))
 

@@ -24,12 +24,12 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import __version__, observe
 from router.admin import admin_router
 from router.budgets.export.service import LedgerService
-from router.config import Config, load_config
+from router.config import Config, CorsConfig, load_config
 from router.decide import VIRTUAL_MODELS
 from router.errors import (
     GatewayError,
@@ -37,8 +37,11 @@ from router.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from router.faces import CHAT, COMPLETIONS, COUNT_TOKENS, MESSAGES, RESPONSES, Face
+from router.faces.messages import CountTokensFace
+from router.faces.serving import merged
 from router.metrics import render
-from router.pipeline import Outcome, handle_chat, handle_embeddings
+from router.pipeline import Outcome, count_only, handle, handle_embeddings
 from router.slow_bodies import BodyGuard
 from router.state import AppState, build_state
 from router.upstream.base import Transport
@@ -60,11 +63,14 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def error_response(exc: GatewayError, request_id: str | None = None) -> Response:
-    headers = dict(exc.headers)
+def error_response(exc: GatewayError, request_id: str | None = None,
+                   face: Face | None = None) -> Response:
+    """``exc`` as the client's API shapes errors (OpenAI's, or Anthropic's for Messages)."""
+    headers = dict(exc.headers) if face is None else face.error_headers(exc)
     if request_id:
         headers["x-request-id"] = request_id
-    return Response(exc.body(), status_code=exc.status_code, media_type="application/json",
+    body = exc.body() if face is None else face.error_body(exc)
+    return Response(body, status_code=exc.status_code, media_type="application/json",
                     headers=headers)
 
 
@@ -87,7 +93,10 @@ def _request_id(request: Request, trust: bool) -> tuple[str, str]:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoint:
+def _proxy_endpoint(kind: str, current: Callable[[], AppState | None],
+                    face: Face | None = None) -> Endpoint:
+    """The handler of one API: ``face`` parses and renders it (None: embeddings)."""
+
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         state = current()
@@ -98,13 +107,15 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
             state = _ready(state)
             caller = state.keys.authenticate_request(request.headers)
             out = Outcome(request_id=request_id, caller=caller, started=started, route=kind,
-                          ledger_id=ledger_id)
+                          ledger_id=ledger_id, api=kind)
             raw = await read_body(request, state.config.server.max_body_bytes)
             body = parse_json_object(raw)
-            if kind == "chat":
-                response = await handle_chat(state, body, out, request.headers)
-            else:
+            if face is None:
                 response = await handle_embeddings(state, body, out)
+            elif isinstance(face, CountTokensFace):
+                response = await count_only(state, face, body, out, request.headers)
+            else:
+                response = await handle(state, face, body, out, request.headers)
             if response.media_type != "text/event-stream":  # a stream records itself at its end
                 observe.finish(state.metrics, out)
             return response
@@ -116,13 +127,23 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None]) -> Endpoi
             else:
                 log.warning("request_id=%s status=%d error=%s message=%r",
                             request_id, exc.status_code, exc.type, exc.message)
-            return error_response(exc, request_id)
+            return error_response(exc, request_id, face)
         except Exception:
             log.exception("request_id=%s unexpected error", request_id)
             err = GatewayError(f"Internal error in the gateway (request id {request_id}).")
-            return error_response(err, request_id)
+            return error_response(err, request_id, face)
 
     return endpoint
+
+
+def _cors_app(app: ASGIApp, cors: CorsConfig) -> ASGIApp:
+    """``app`` answering preflights and adding CORS headers for ``server.cors``'s origins."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(
+        app, allow_origins=list(cors.allow_origins), allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=list(cors.allow_headers), expose_headers=list(cors.expose_headers),
+        allow_credentials=cors.allow_credentials, max_age=cors.max_age_s)
 
 
 class GatewayApp:
@@ -133,11 +154,23 @@ class GatewayApp:
         self.api = api
         self.hot = hot
         self.current = current
+        #: server.cors and the app answering with it (built once the config is known).
+        self._cors: tuple[CorsConfig, ASGIApp] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
+        state = self.current()
+        cors = state.config.server.cors if state is not None else None
+        if cors is not None:
+            if self._cors is None or self._cors[0] is not cors:
+                self._cors = (cors, _cors_app(self._serve, cors))
+            await self._cors[1](scope, receive, send)
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.current()
         guard = None
         if state is not None:  # bodies get a deadline and a cap per client (slow_bodies.py)
@@ -210,9 +243,17 @@ def create_app(
         state: AppState | None = getattr(app.state, "router", None)
         return state
 
-    chat, embeddings = _proxy_endpoint("chat", current), _proxy_endpoint("embeddings", current)
+    chat = _proxy_endpoint("chat", current, CHAT)
+    embeddings = _proxy_endpoint("embeddings", current)
+    responses = _proxy_endpoint("responses", current, RESPONSES)
+    messages = _proxy_endpoint("messages", current, MESSAGES)
+    count_tokens = _proxy_endpoint("messages.count_tokens", current, COUNT_TOKENS)
+    completions = _proxy_endpoint("completions", current, COMPLETIONS)
     hot = {"/v1/chat/completions": chat, "/chat/completions": chat,
-           "/v1/embeddings": embeddings, "/embeddings": embeddings}
+           "/v1/embeddings": embeddings, "/embeddings": embeddings,
+           "/v1/responses": responses, "/responses": responses,
+           "/v1/messages": messages, "/v1/messages/count_tokens": count_tokens,
+           "/v1/completions": completions, "/completions": completions}
     for path, endpoint in hot.items():  # also reachable through FastAPI (same handler)
         app.add_route(path, endpoint, methods=["POST"])
 
@@ -278,9 +319,11 @@ def create_app(
             raise NotFound("No routing policy is loaded (config.yaml sets policy: null).")
         body = parse_json_object(await read_body(request, state.config.server.max_body_bytes))
         policy = state.policy.current
+        req = CHAT.parse(body, request.headers)  # the same checks as the chat endpoint
+        unavailable = merged(state.unavailable, state.serving.cannot_serve("chat", req))
         explained = route_body(body, policy, classify=state.classify, tokenizers=state.tokenizers,
                                caller=caller, task_header=request.headers.get("x-router-task"),
-                               unavailable=state.unavailable)
+                               unavailable=unavailable)
         return Response(orjson.dumps(explained.json(policy)), media_type="application/json")
 
     @app.exception_handler(GatewayError)
@@ -355,6 +398,8 @@ def _model_cards(state: AppState) -> list[dict[str, Any]]:
         why = state.unavailable.get(name)
         meta["available"] = why is None
         meta["unavailable_reason"] = why
+        if name in state.serving.serving:
+            meta.update(state.serving[name].json())
         if state.health.enabled:
             meta["circuit"] = state.health.status(name)
         cards.append({"id": name, "object": "model", "created": created,

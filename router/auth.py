@@ -83,8 +83,8 @@ class KeyRing:
             if not self.require_key:
                 return self._anonymous
             raise AuthenticationFailed(
-                "Missing gateway key: send 'Authorization: Bearer <key>' "
-                "(the OpenAI SDKs do this from OPENAI_API_KEY)."
+                "Missing gateway key: send 'Authorization: Bearer <key>' (the OpenAI SDKs do "
+                "this from OPENAI_API_KEY) or 'x-api-key: <key>' (the Anthropic SDKs)."
             )
         digest = hashlib.sha256(secret.encode()).hexdigest()
         caller = self._by_hash.get(digest) or self.dynamic.get(digest)
@@ -95,8 +95,13 @@ class KeyRing:
         return caller
 
     def authenticate_request(self, headers: Mapping[str, str]) -> Caller:
-        """:meth:`authenticate` on a request's headers."""
-        return self.authenticate(*request_credentials(headers))
+        """:meth:`authenticate` on a request's headers: ``Authorization: Bearer``, else the
+        Azure-style ``api-key``, else Anthropic's ``x-api-key`` (the anthropic SDKs, Claude
+        Code with ``ANTHROPIC_API_KEY``)."""
+        authorization, api_key = request_credentials(headers)
+        if api_key is None:
+            api_key = headers.get("x-api-key")
+        return self.authenticate(authorization, api_key)
 
 
 class MetricsAuth:

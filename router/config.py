@@ -132,6 +132,50 @@ class MetricsAuthConfig(_Strict):
     token_env: str = Field("ROUTER_METRICS_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class CorsConfig(_Strict):
+    """Cross-origin requests from browser apps (``server.cors``): which origins may call the
+    gateway. The preflight (``OPTIONS``) is answered for them; other origins get no CORS
+    headers, so browsers refuse their reads."""
+
+    #: Exact origins (``https://app.example.com``), or ``"*"`` for any.
+    allow_origins: tuple[str, ...] = Field(min_length=1)
+    #: Request headers a browser may send besides the CORS-safelisted ones.
+    allow_headers: tuple[str, ...] = (
+        "authorization", "content-type", "x-api-key", "api-key", "anthropic-version",
+        "anthropic-beta", "x-router-task", "x-request-id", "openai-organization",
+        "openai-project", "x-stainless-arch", "x-stainless-lang", "x-stainless-os",
+        "x-stainless-package-version", "x-stainless-retry-count", "x-stainless-runtime",
+        "x-stainless-runtime-version", "x-stainless-timeout", "x-stainless-helper-method",
+        "anthropic-dangerous-direct-browser-access",
+    )
+    #: Response headers a browser app may read (the gateway's own ``x-router-*`` and ids).
+    expose_headers: tuple[str, ...] = (
+        "x-request-id", "request-id", "x-router-model", "x-router-route", "x-router-task",
+        "x-router-task-confidence", "x-router-prompt-tokens", "x-router-cost-estimate-usd",
+        "x-router-cost-usd", "x-router-attempts", "x-router-fallback-from", "retry-after",
+    )
+    #: Send ``Access-Control-Allow-Credentials: true`` (not with ``"*"``).
+    allow_credentials: bool = False
+    #: How long a browser may cache a preflight answer.
+    max_age_s: int = Field(600, ge=0, le=86400)
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in v:
+            if origin != "*" and (not origin.startswith(("http://", "https://"))
+                                  or origin.endswith("/") or origin.count("/") != 2):
+                raise ValueError(f"{origin!r} is not an origin: use scheme://host[:port], "
+                                 "without a path, or \"*\"")
+        return tuple(o.lower() for o in v)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError("allow_credentials cannot be used with allow_origins \"*\"")
+        return self
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -159,6 +203,8 @@ class ServerConfig(_Strict):
     #: Serve the OpenAPI schema and its viewers (/openapi.json, /docs, /redoc). Off: they list
     #: the admin API to anyone who asks.
     api_docs: bool = False
+    #: Cross-origin requests from browsers (null: off, no CORS headers at all).
+    cors: CorsConfig | None = None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -372,6 +418,21 @@ class TimeoutConfig(_Strict):
     total: float = Field(600.0, gt=0)
 
 
+#: The client APIs an upstream can serve natively (see docs/apis.md).
+Api = Literal["chat", "responses", "messages", "completions"]
+
+
+class SupportsConfig(_Strict):
+    """What a model accepts, overriding litellm's model map (``supports_vision``, ...). A model
+    the map does not know is assumed to accept everything not set here."""
+
+    vision: bool | None = None
+    audio: bool | None = None
+    tools: bool | None = None
+    logprobs: bool | None = None
+    json_schema: bool | None = None
+
+
 class ModelConfig(_Strict):
     provider: str
     upstream_model: str
@@ -398,6 +459,12 @@ class ModelConfig(_Strict):
     max_retries: int = Field(2, ge=0, le=10)
     fallbacks: tuple[str, ...] = ()
     extra_headers: dict[str, str] = Field(default_factory=dict)
+    #: The client APIs this upstream serves natively (its requests are passed through with only
+    #: ``model`` rewritten); other APIs reach it translated to chat completions. Default: from
+    #: the provider and litellm's map (docs/apis.md).
+    apis: tuple[Api, ...] | None = Field(None, min_length=1)
+    #: Input and output features the model supports (default: litellm's map).
+    supports: SupportsConfig = SupportsConfig()
 
     @field_validator("params", "active_params")
     @classmethod
@@ -481,6 +548,12 @@ def _cross_check(doc: Document, cfg: Config) -> list[str]:
             problems.append(doc.error(loc, f"{name!r} is reserved for routing"))
         if m.active_params is not None and m.params is None:
             problems.append(doc.error((*loc, "active_params"), "needs params as well"))
+        for i, api in enumerate(m.apis or ()):
+            if api == "chat" or m.api_path == "openai" or (api == "messages"
+                                                           and m.provider == "anthropic"):
+                continue
+            problems.append(doc.error((*loc, "apis", i), f"{api!r} is served natively only over "
+                                      "the HTTP pass-through (api: openai, with an api_base)"))
     for field, mode in (("default_model", "chat"), ("default_embedding_model", "embedding")):
         value = getattr(cfg.routing, field)
         if value is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,9 @@ from router.budgets import STATUS_DISCONNECTED, STATUS_ERROR, STATUS_OK, LedgerR
 from router.costs.estimate import actual_cost_micro, cost_micro, estimate_request_micro
 from router.decide import Decision, decide_static
 from router.errors import ContextTooLong, GatewayError, UpstreamError
+from router.faces import serving as can_serve
+from router.faces.base import Face, FaceRequest, Relay, Rendered
+from router.faces.messages import CountTokensFace
 from router.policy import (
     Policy,
     RouteDecision,
@@ -34,7 +37,6 @@ from router.policy import (
 )
 from router.policy.explain import usd6
 from router.policy.request import counting_model, parse_task_header
-from router.sse import StreamRelay, error_event
 from router.state import AppState
 from router.streaming import EventStreamResponse
 from router.tokens import (
@@ -44,9 +46,9 @@ from router.tokens import (
     count_text_tokens,
     embedding_input_bound,
 )
-from router.upstream.base import Endpoint, TransportError
-from router.upstream.dispatch import Dispatched
-from router.validate import check_chat, check_embeddings
+from router.upstream.base import TransportError
+from router.upstream.dispatch import Dispatched, Leg, Plan
+from router.validate import check_embeddings
 
 log = logging.getLogger("router.request")
 
@@ -65,6 +67,8 @@ class Outcome:
     started: float
     #: The endpoint: ``chat`` or ``embeddings`` (a metrics label).
     route: str = "chat"
+    #: The client API the request came through (the ledger's ``api``).
+    api: str = "chat"
     #: The id of the request's reservation and ledger row: ``request_id``, unless that came
     #: from the client (see ``router.app._request_id``). Empty: ``request_id``.
     ledger_id: str = ""
@@ -139,50 +143,63 @@ def _context_check(state: AppState, model: str, prompt_tokens: int, max_tokens: 
         )
 
 
-async def handle_chat(
-    state: AppState, body: dict[str, Any], out: Outcome, request_headers: Any
-) -> Response:
-    requested, stream, max_tokens, n = check_chat(body)
-    decision = _decide(state, body, out, request_headers, requested, stream, max_tokens, n)
-    _context_check(state, decision.model, out.prompt_tokens, max_tokens)
-    _estimate(state, out, decision.model, max_tokens, n)
-
-    client_wants_usage = False
-    if stream:  # always learn the usage; drop the extra chunk later if the client did not ask
-        options = body.get("stream_options") or {}
-        client_wants_usage = bool(options.get("include_usage"))
-        body["stream_options"] = {**options, "include_usage": True}
+async def handle(state: AppState, face: Face, body: dict[str, Any], out: Outcome,
+                 request_headers: Any) -> Response:
+    """Steps 1-8 for one request of any face (chat, Responses, Messages, Completions)."""
+    req = face.parse(body, request_headers)
+    out.api = req.api
+    unavailable = await can_serve.unavailable_for(state, face, req, out.caller)
+    decision = can_serve.narrowed(state, unavailable, lambda: _decide(
+        state, req.chat, out, request_headers, req.model, req.stream, req.max_tokens, req.n,
+        unavailable))
+    out.decision = decision
+    _context_check(state, decision.model, out.prompt_tokens, req.max_tokens)
+    _estimate(state, out, decision.model, req.max_tokens, req.n)
 
     hold = await state.accountant.reserve(
         out.store_id, out.caller, out.policy, state.catalogue[decision.model],
-        out.prompt_tokens, max_tokens, n, decision.task,
-        prompt_bound=chat_prompt_bound(body, state.tokenizers[decision.model]),
+        out.prompt_tokens, req.max_tokens, req.n, decision.task,
+        prompt_bound=chat_prompt_bound(req.chat, state.tokenizers[decision.model]),
     )
     out.hold = hold
-    cap = hold.capped_output
-    if cap is not None:  # admitted on the expected output near a budget's end: enforce it
-        body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = cap
-    dispatched = await _call(state, out, decision.chain, "chat/completions", body, stream)
+    if hold.capped_output is not None:  # admitted on the expected output near a budget's end
+        face.cap_output(req, hold.capped_output)
+    dispatched = await _call(state, out, decision.chain, face.plan(state, req), req.stream)
     served = dispatched.target.name
     if served != decision.model:  # a fallback: its tokenizer may count the prompt differently
         if state.tokenizers[served] != state.tokenizers[decision.model]:
-            out.prompt_tokens = count_chat_tokens(body, state.tokenizers[served])
-        _estimate(state, out, served, max_tokens, n)
-    if not stream:
-        response = _complete(state, out, dispatched)
+            out.prompt_tokens = count_chat_tokens(req.chat, state.tokenizers[served])
+        _estimate(state, out, served, req.max_tokens, req.n)
+    native = dispatched.leg is None or dispatched.leg.native
+    if not req.stream:
+        rendered = face.render(req, _json_answer(dispatched), dispatched.response.body, native)
+        response = _complete(state, out, rendered)
         await _settle(state, out, STATUS_OK)
+        await face.completed(state, req, out, rendered.response_id)
         return response
-    relay = StreamRelay(strip_usage_chunk=not client_wants_usage)
+    relay = face.relay(req, native)
 
     async def never_started() -> None:  # the client left before the relay's first step
         out.status, out.error = 499, "client disconnected"
         await _end_relay(state, out, dispatched, relay)
 
     return EventStreamResponse(
-        _relay(state, out, dispatched, relay),
+        _relay(state, out, dispatched, relay, face, req),
         headers={**out.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
         on_unstarted=never_started,
     )
+
+
+async def count_only(state: AppState, face: CountTokensFace, body: dict[str, Any], out: Outcome,
+                     request_headers: Any) -> Response:
+    """Steps 1-4 only: the prompt tokens of a request as the model it would go to counts them
+    (``/v1/messages/count_tokens``; nothing is called, reserved or charged)."""
+    req = face.parse(body, request_headers)
+    out.api = req.api
+    unavailable = await can_serve.unavailable_for(state, face, req, out.caller)
+    out.decision = can_serve.narrowed(state, unavailable, lambda: _decide(
+        state, req.chat, out, request_headers, req.model, False, req.max_tokens, 1, unavailable))
+    return Response(face.render_count(out.prompt_tokens), media_type=JSON, headers=out.headers())
 
 
 def ledger_row(state: AppState, out: Outcome, status: str) -> LedgerRow:
@@ -197,7 +214,7 @@ def ledger_row(state: AppState, out: Outcome, status: str) -> LedgerRow:
     return LedgerRow(
         out.store_id, out.served_by or (decision.model if decision else ""), caller.alias,
         caller.user, caller.team, decision.task if decision is not None else None, prompt,
-        out.completion_tokens, out.estimate_micro or 0, actual, reference, status,
+        out.completion_tokens, out.estimate_micro or 0, actual, reference, status, 0.0, out.api,
     )
 
 
@@ -212,13 +229,19 @@ async def _settle(state: AppState, out: Outcome, status: str) -> None:
         log.warning("request_id=%s settled %d µ$ above its reservation", out.request_id, overshoot)
 
 
-async def _call(state: AppState, out: Outcome, chain: tuple[str, ...], endpoint: Endpoint,
-                body: dict[str, Any], stream: bool) -> Dispatched:
-    """Step 6: call the chain (retries, fallbacks); on failure release the reservation with an
-    error row. For a stream, ``upstream_seconds`` is completed when the stream ends."""
+async def _call(state: AppState, out: Outcome, chain: tuple[str, ...], plan: Plan | Leg,
+                stream: bool) -> Dispatched:
+    """Step 6: call the chain (retries, fallbacks), each model with the leg ``plan`` gives it
+    (one leg: the same for all); on failure release the reservation with an error row. For a
+    stream, ``upstream_seconds`` is completed when the stream ends."""
     started = out.upstream_started = time.perf_counter()
     try:
-        dispatched = await state.dispatcher.call(chain, endpoint, body, stream)
+        if isinstance(plan, Leg):
+            dispatched = await state.dispatcher.call(chain, plan.endpoint, plan.body, stream)
+            dispatched.leg = plan
+        else:
+            dispatched = await state.dispatcher.call(chain, "chat/completions", {}, stream,
+                                                     plan=plan)
     except GatewayError as exc:
         out.upstream_seconds = time.perf_counter() - started
         out.status, out.error = exc.status_code, exc.type
@@ -244,8 +267,8 @@ def _task_override(body: dict[str, Any], request_headers: Any) -> str | None:
 
 
 def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers: Any,
-            requested: str, stream: bool, max_tokens: int | None, n: int
-            ) -> Decision | RouteDecision:
+            requested: str, stream: bool, max_tokens: int | None, n: int,
+            unavailable: Mapping[str, str]) -> Decision | RouteDecision:
     """Steps 1-4: count, classify, price, decide (pure apart from reading the current policy).
 
     The prompt is counted once with one tokenizer for the whole decision, then recounted
@@ -271,7 +294,7 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
                        difficulty)
     budgets = state.accountant.applicable(policy, out.caller)[0]
     decision = decide(facts, policy, budget=state.accountant.view.state(budgets),
-                      unavailable=state.unavailable)
+                      unavailable=unavailable)
     out.decision = decision
     chosen = state.tokenizers[decision.model]
     out.prompt_tokens = tokens if chosen == tokenizer else count_chat_tokens(body, chosen)
@@ -302,24 +325,26 @@ def _settle_cost(state: AppState, out: Outcome, usage: Any) -> None:
             price, {"prompt_tokens": prompt, "completion_tokens": out.completion_tokens})
 
 
-def _complete(state: AppState, out: Outcome, dispatched: Dispatched) -> Response:
-    raw = dispatched.response.body
+def _json_answer(dispatched: Dispatched) -> Any:
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(dispatched.response.body)
     except orjson.JSONDecodeError:
         raise UpstreamError(
             f"{dispatched.target.name} returned a body that is not JSON", upstream_status=200
         ) from None
-    usage = data.get("usage") if isinstance(data, dict) else None
-    tokens = _usage_tokens(usage)
+
+
+def _complete(state: AppState, out: Outcome, rendered: Rendered) -> Response:
+    tokens = _usage_tokens(rendered.usage)
     if tokens is not None:
         out.usage_prompt_tokens, out.completion_tokens = tokens
-    _settle_cost(state, out, usage)
-    return Response(raw, media_type=JSON, headers=out.headers())
+    _settle_cost(state, out, rendered.usage)
+    return Response(rendered.body, media_type=JSON, headers=out.headers())
 
 
 async def _relay(
-    state: AppState, out: Outcome, dispatched: Dispatched, relay: StreamRelay
+    state: AppState, out: Outcome, dispatched: Dispatched, relay: Relay, face: Face,
+    req: FaceRequest,
 ) -> AsyncIterator[bytes]:
     response = dispatched.response
     assert response.stream is not None
@@ -331,15 +356,17 @@ async def _relay(
                 yield chunk
             if relay.holding:  # [DONE] held back: record the request before the client learns
                 await _finish_stream(state, out, relay, STATUS_OK)  # that it completed
+                await face.completed(state, req, out, relay.response_id)
                 _first_byte(out)
                 yield relay.release()
-        if not relay.done:
-            out.status, out.error = 502, "upstream ended the stream without [DONE]"
-            yield error_event(UpstreamError(f"{out.served_by} ended the stream early").payload())
+        if relay.upstream_failed:  # its own error event was relayed; charged for what ran
+            out.status, out.error = 502, "upstream ended the stream with an error event"
+        elif not relay.done:
+            out.status, out.error = 502, "upstream ended the stream before its last event"
+            yield relay.error_event(UpstreamError(f"{out.served_by} ended the stream early"))
     except TransportError as exc:
         out.status, out.error = 502, str(exc)
-        err = UpstreamError(f"{out.served_by} failed mid-stream: {exc}")
-        yield error_event(err.payload())
+        yield relay.error_event(UpstreamError(f"{out.served_by} failed mid-stream: {exc}"))
     except BaseException:
         out.status, out.error = 499, "client disconnected"
         raise
@@ -354,7 +381,7 @@ def _first_byte(out: Outcome) -> None:
 
 
 async def _end_relay(state: AppState, out: Outcome, dispatched: Dispatched,
-                     relay: StreamRelay) -> None:
+                     relay: Relay) -> None:
     """Close the upstream stream, settle what has not been (charging what ran), record the
     request. A disconnect cancels the relay: this must still run to the end."""
     out.upstream_seconds = time.perf_counter() - out.upstream_started
@@ -366,7 +393,7 @@ async def _end_relay(state: AppState, out: Outcome, dispatched: Dispatched,
     observe.finish(state.metrics, out)
 
 
-async def _finish_stream(state: AppState, out: Outcome, relay: StreamRelay, status: str) -> None:
+async def _finish_stream(state: AppState, out: Outcome, relay: Relay, status: str) -> None:
     tokens = _usage_tokens(relay.usage)
     if tokens is not None:
         out.usage_prompt_tokens, out.completion_tokens = tokens
@@ -390,7 +417,10 @@ async def handle_embeddings(state: AppState, body: dict[str, Any], out: Outcome)
     out.hold = await state.accountant.reserve(
         out.store_id, out.caller, policy, priced, out.prompt_tokens, None, 1, None,
         prompt_bound=embedding_input_bound(body.get("input"), state.tokenizers[decision.model]))
-    dispatched = await _call(state, out, decision.chain, "embeddings", body, False)
-    response = _complete(state, out, dispatched)
+    dispatched = await _call(state, out, decision.chain, Leg("embeddings", body), False)
+    data = _json_answer(dispatched)
+    usage = data.get("usage") if isinstance(data, dict) else None
+    response = _complete(state, out, Rendered(dispatched.response.body,
+                                              usage if isinstance(usage, dict) else None))
     await _settle(state, out, STATUS_OK)
     return response

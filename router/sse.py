@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from router.errors import GatewayError
+
 DONE = b"data: [DONE]"
 
 
@@ -31,6 +33,13 @@ def _has_usage(event: bytes, i: int) -> bool:
 
 
 class StreamRelay:
+    """The chat-completions relay (a :class:`router.faces.base.Relay`)."""
+
+    #: Chat completions have no id the gateway keeps.
+    response_id: str | None = None
+    #: A chat stream has no error event of its own to end with.
+    upstream_failed = False
+
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self.strip_usage_chunk = strip_usage_chunk
         self.usage: dict[str, Any] | None = None
@@ -89,6 +98,11 @@ class StreamRelay:
         if isinstance(usage, dict):
             self.usage = usage
         return self.strip_usage_chunk and not chunk.get("choices")
+
+    @staticmethod
+    def error_event(exc: GatewayError) -> bytes:
+        """The OpenAI-shaped error event that ends a failed stream."""
+        return error_event(exc.payload())
 
     def generated_text(self) -> Iterator[str]:
         """The text the upstream generated so far (content, reasoning, tool-call arguments)."""

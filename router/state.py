@@ -18,8 +18,11 @@ from router.accounting import Accountant
 from router.admin.keys import DynamicKeys, dynamic_keys_for
 from router.auth import KeyRing, MetricsAuth
 from router.budgets import BudgetStore, open_store
+from router.capabilities import resolve_all
 from router.config import Config, resolve_key_hashes
 from router.costs.pricing import PricedModel, resolve_catalogue
+from router.faces.homes import MemoryHomes, ResponseHomes, open_homes
+from router.faces.serving import ServingTable
 from router.metrics import Metrics
 from router.policy import PolicyReloader, ReloadEvent, default_policy_path
 from router.policy.request import Classify, load_classifier, without_signals
@@ -62,6 +65,10 @@ class AppState:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     #: Requests per client address still waiting for their body (router/slow_bodies.py).
     pending_bodies: PendingBodies = field(default_factory=PendingBodies)
+    #: What each chat model serves: APIs natively, images, tools, ... (router/capabilities.py).
+    serving: ServingTable = field(default_factory=lambda: ServingTable({}, []))
+    #: Where each relayed Responses-API response is stored (``previous_response_id``).
+    homes: ResponseHomes = field(default_factory=MemoryHomes)
 
     async def aclose(self) -> None:
         if self.policy is not None:
@@ -71,6 +78,7 @@ class AppState:
         await self.store.close()
         if self.dynamic_keys is not None:
             await self.dynamic_keys.aclose()
+        await self.homes.aclose()
 
 
 def build_state(
@@ -136,6 +144,8 @@ def build_state(
         dynamic_keys=dynamic_keys,
         health=health,
         metrics_auth=_metrics_auth(config, env_map),
+        serving=ServingTable(resolve_all(config), config.chat_models()),
+        homes=open_homes(config.store.url),
         unavailable=Unavailable(
             {name: f"{t.missing_key} is not set in the gateway's environment"
              for name, t in targets.items() if t.missing_key}, health),

@@ -16,7 +16,16 @@ Behaviour is steered by directives in the last user message, e.g. ``[[fake:statu
 ``drop_after=N``   stream: close the connection after N content chunks; non-stream: before answering
 ``no_usage``       never report usage (stream or not)
 ``bad_json``       non-stream: answer 200 with a body that is not JSON
+``cached=N``       chat and Responses: report N of the prompt tokens as cached
+``cache_read=N``   Messages: report N cache-read input tokens (``cache_write=N``: cache writes)
 =================  ============================================================================
+
+Besides chat completions and embeddings it speaks the Responses API (``/v1/responses``: stored
+responses and ``previous_response_id``, function calls, the streaming event sequence), the
+Anthropic Messages API (``/v1/messages`` and ``/v1/messages/count_tokens``: ``x-api-key`` and
+``anthropic-version`` required, tool_use, thinking, cache usage, errors in Anthropic's shape) and
+legacy completions (``/v1/completions``). ``GET /_headers`` returns the headers each request
+came with (keys redacted).
 
 Upstream model ids starting with ``broken-`` always answer 503; an upstream key ``wrong`` gets
 401 with a message quoting the key, as OpenAI does. ``GET /_requests`` returns the bodies received
@@ -109,16 +118,27 @@ def reference_prompt_tokens(body: dict[str, Any]) -> int:
     return n
 
 
-def directives(body: dict[str, Any]) -> dict[str, str]:
+def _text_of(messages: Any) -> str:
     text = ""
-    for message in body.get("messages", []):
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict):
+            continue
         content = message.get("content")
         if isinstance(content, str):
             text += content
         elif isinstance(content, list):
-            text += " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            text += " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return text
+
+
+def directives(body: dict[str, Any]) -> dict[str, str]:
+    text = _text_of(body.get("messages", []))
     if isinstance(body.get("input"), str):
         text += body["input"]
+    elif isinstance(body.get("input"), list):
+        text += _text_of(body["input"])
+    if isinstance(body.get("prompt"), str):
+        text += body["prompt"]
     out: dict[str, str] = {}
     for group in _DIRECTIVE.findall(text):
         for item in group.split(","):
@@ -164,12 +184,20 @@ class Fake:
         #: The request bodies as they arrived (text), for tests of what went on the wire.
         self.raw: collections.deque[str] = collections.deque(maxlen=200)
         self.fail_counts: dict[str, int] = collections.defaultdict(int)
+        #: The headers of each request (lower-case names; keys redacted), for header tests.
+        self.headers: collections.deque[dict[str, str]] = collections.deque(maxlen=200)
+        #: Responses stored (``store`` not false): id -> output items, as OpenAI keeps them.
+        self.stored: dict[str, list[dict[str, Any]]] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_reject_unreadable])
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/messages", self.anthropic)
+        app.router.add_post("/v1/messages/count_tokens", self.anthropic_count)
+        app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_get("/_headers", self.recorded_headers)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_requests", self.recorded)
         app.router.add_get("/_raw", self.recorded_raw)
@@ -182,7 +210,11 @@ class Fake:
     async def recorded_raw(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(list(self.raw)), content_type="application/json")
 
+    async def recorded_headers(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(list(self.headers)), content_type="application/json")
+
     async def reset(self, request: web.Request) -> web.Response:
+        self.headers.clear()
         self.requests.clear()
         self.raw.clear()
         self.fail_counts.clear()
@@ -202,6 +234,8 @@ class Fake:
                                "https://platform.openai.com/account/api-keys.", "invalid_request_error",
                                "invalid_api_key")
         raw = await request.read()
+        self.headers.append({k.lower(): ("[key]" if k.lower() in ("authorization", "x-api-key") else v)
+                             for k, v in request.headers.items()})
         self.raw.append(raw.decode("utf-8", "replace"))
         try:
             body = orjson.loads(raw)
@@ -252,7 +286,9 @@ class Fake:
         n = int(body.get("n") or 1)
         rf = body.get("response_format") or {}
         tools = body.get("tools") or []
-        use_tool = bool(tools) and body.get("tool_choice") != "none"
+        messages = body.get("messages") or [{}]
+        use_tool = (bool(tools) and body.get("tool_choice") != "none"
+                    and messages[-1].get("role") != "tool")
         if rf.get("type") in ("json_object", "json_schema"):
             text = '{"answer": "fake"}'
         else:
@@ -267,7 +303,8 @@ class Fake:
                       if tool_calls else len(enc.encode_ordinary(text))) * n
         usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                  "total_tokens": prompt + completion,
-                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                 "prompt_tokens_details": {"cached_tokens": min(prompt, int(d.get("cached", 0))),
+                                           "audio_tokens": 0},
                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                                "accepted_prediction_tokens": 0,
                                                "rejected_prediction_tokens": 0}}
@@ -367,24 +404,102 @@ class Fake:
         return web.json_response({"object": "list", "data": data, "model": body["model"],
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
-    async def anthropic(self, request: web.Request) -> web.StreamResponse:
-        """Anthropic's Messages API, enough for litellm's translation (text, usage, streaming)."""
+    # ---------------------------------------------------------------- Anthropic Messages
+
+    @staticmethod
+    def anthropic_error(status: int, message: str, kind: str = "api_error") -> web.Response:
+        body = {"type": "error", "error": {"type": kind, "message": message},
+                "request_id": "req_fake"}
+        return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+    def anthropic_input_tokens(self, body: dict[str, Any]) -> int:
+        """Input tokens the way this fake bills them (cl100k over every text, plus 3 a block)."""
+        enc = tiktoken.get_encoding("cl100k_base")
+        n = 0
+        system = body.get("system")
+        if isinstance(system, str):
+            n += len(enc.encode_ordinary(system))
+        elif isinstance(system, list):
+            n += sum(len(enc.encode_ordinary(str(b.get("text", "")))) + 3 for b in system)
+        for message in body.get("messages", []):
+            content = message.get("content")
+            if isinstance(content, str):
+                n += len(enc.encode_ordinary(content)) + 3
+                continue
+            for block in content or ():
+                n += 3 + len(enc.encode_ordinary(orjson.dumps(block).decode()
+                                                 if block.get("type") != "text" else block["text"]))
+        for tool in body.get("tools") or ():
+            n += len(enc.encode_ordinary(orjson.dumps(tool).decode()))
+        return n
+
+    async def anthropic_common(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
         if not request.headers.get("x-api-key"):
-            return error(401, "x-api-key header is required", "authentication_error")
-        body = orjson.loads(await request.read())
+            return None, self.anthropic_error(401, "x-api-key header is required", "authentication_error")
+        if not request.headers.get("anthropic-version"):
+            return None, self.anthropic_error(400, "anthropic-version: header is required",
+                                              "invalid_request_error")
+        self.headers.append({k.lower(): ("[key]" if k.lower() == "x-api-key" else v)
+                             for k, v in request.headers.items()})
+        raw = await request.read()
+        self.raw.append(raw.decode("utf-8", "replace"))
+        body = orjson.loads(raw)
         self.requests.append(body)
+        if not isinstance(body.get("messages"), list):
+            return None, self.anthropic_error(400, "messages: Field required", "invalid_request_error")
+        return body, None
+
+    async def anthropic_count(self, request: web.Request) -> web.StreamResponse:
+        body, failure = await self.anthropic_common(request)
+        if failure is not None:
+            return failure
+        assert body is not None
+        return web.json_response({"input_tokens": self.anthropic_input_tokens(body)})
+
+    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API: text, tool_use, thinking, cache usage, errors, streaming with
+        the real event sequence (message_start, ping, content blocks, message_delta, message_stop)."""
+        body, failure = await self.anthropic_common(request)
+        if failure is not None:
+            return failure
+        assert body is not None
         d = directives(body)
+        if "delay" in d:
+            await asyncio.sleep(float(d["delay"]))
         if "status" in d:
-            return error(int(d["status"]), "Fake anthropic failure.", "api_error")
+            status = int(d["status"])
+            kind = {400: "invalid_request_error", 429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
+            return self.anthropic_error(status, "Fake anthropic failure.", kind)
+        if not isinstance(body.get("max_tokens"), int):
+            return self.anthropic_error(400, "max_tokens: Field required", "invalid_request_error")
+        enc = tiktoken.get_encoding("cl100k_base")
         text = " ".join(self._reply_tokens(body, d))
-        in_tok = sum(len(str(m.get("content"))) // 4 + 1 for m in body.get("messages", []))
-        out_tok = len(text.split())
+        last = body["messages"][-1]
+        after_tool = isinstance(last.get("content"), list) and any(
+            b.get("type") == "tool_result" for b in last["content"])
+        tools = [t for t in body.get("tools") or () if t.get("type") in (None, "custom")]
+        choice = (body.get("tool_choice") or {}).get("type")
+        use_tool = bool(tools) and choice != "none" and not after_tool
+        blocks: list[dict[str, Any]] = []
+        thinking = body.get("thinking") or {}
+        if thinking.get("type") == "enabled":
+            blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "sig_fake"})
+        if use_tool:
+            blocks.append({"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20],
+                           "name": tools[0]["name"], "input": {"location": "Paris"}})
+        else:
+            blocks.append({"type": "text", "text": text})
+        out_tok = sum(len(enc.encode_ordinary(b.get("text") or b.get("thinking") or orjson.dumps(b.get("input")).decode()))
+                      for b in blocks)
+        cache_read, cache_write = int(d.get("cache_read", 0)), int(d.get("cache_write", 0))
+        usage = {"input_tokens": self.anthropic_input_tokens(body), "output_tokens": out_tok,
+                 "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read}
+        stop = "tool_use" if use_tool else "end_turn"
         mid = "msg_" + uuid.uuid4().hex[:24]
         if not body.get("stream"):
             return web.json_response({
                 "id": mid, "type": "message", "role": "assistant", "model": body["model"],
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                "stop_sequence": None, "usage": {"input_tokens": in_tok, "output_tokens": out_tok}})
+                "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": usage})
         stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await stream.prepare(request)
 
@@ -393,19 +508,209 @@ class Fake:
 
         await event("message_start", {"type": "message_start", "message": {
             "id": mid, "type": "message", "role": "assistant", "model": body["model"], "content": [],
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": in_tok, "output_tokens": 1}}})
-        await event("content_block_start", {"type": "content_block_start", "index": 0,
-                                            "content_block": {"type": "text", "text": ""}})
-        for i, word in enumerate(text.split(" ")):
-            await event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": {"type": "text_delta",
-                                                          "text": (" " if i else "") + word}})
-        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})
+        await event("ping", {"type": "ping"})
+        for i, block in enumerate(blocks):
+            if block["type"] == "text":
+                await event("content_block_start", {"type": "content_block_start", "index": i,
+                                                    "content_block": {"type": "text", "text": ""}})
+                for j, word in enumerate(block["text"].split(" ")):
+                    if "drop_after" in d and j >= int(d["drop_after"]):
+                        assert request.transport is not None
+                        request.transport.close()
+                        return stream
+                    await event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                        "delta": {"type": "text_delta",
+                                                                  "text": (" " if j else "") + word}})
+            elif block["type"] == "thinking":
+                await event("content_block_start", {"type": "content_block_start", "index": i,
+                                                    "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                await event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                    "delta": {"type": "thinking_delta", "thinking": block["thinking"]}})
+                await event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                    "delta": {"type": "signature_delta", "signature": block["signature"]}})
+            else:
+                await event("content_block_start", {"type": "content_block_start", "index": i,
+                                                    "content_block": {**block, "input": {}}})
+                args = orjson.dumps(block["input"]).decode()
+                for part in (args[: len(args) // 2], args[len(args) // 2 :]):
+                    await event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                        "delta": {"type": "input_json_delta", "partial_json": part}})
+            await event("content_block_stop", {"type": "content_block_stop", "index": i})
         await event("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                      "delta": {"stop_reason": stop, "stop_sequence": None},
                                       "usage": {"output_tokens": out_tok}})
         await event("message_stop", {"type": "message_stop"})
+        await stream.write_eof()
+        return stream
+
+    # ----------------------------------------------------------------- OpenAI Responses
+
+    def responses_input_tokens(self, body: dict[str, Any]) -> int:
+        enc = encoding(str(body.get("model", "")))
+        n = 0
+        if isinstance(body.get("instructions"), str):
+            n += len(enc.encode_ordinary(body["instructions"])) + 4
+        value = body.get("input")
+        items = [{"role": "user", "content": value}] if isinstance(value, str) else value or []
+        for item in items:
+            n += 4 + len(enc.encode_ordinary(orjson.dumps(item.get("content") if "content" in item else item).decode()
+                                             if not isinstance(item.get("content"), str) else item["content"]))
+        for tool in body.get("tools") or ():
+            n += len(enc.encode_ordinary(orjson.dumps(tool).decode()))
+        if body.get("previous_response_id") in self.stored:
+            n += sum(4 + len(enc.encode_ordinary(orjson.dumps(i).decode())) for i in self.stored[body["previous_response_id"]])
+        return n
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API: message and function_call output items, stored responses and
+        previous_response_id, usage with cached and reasoning tokens, the streaming event
+        sequence with sequence numbers, errors in OpenAI's shape."""
+        body, failure = await self._common(request)
+        if failure is not None:
+            return failure
+        assert body is not None
+        d = directives(body)
+        prev = body.get("previous_response_id")
+        if prev is not None and prev not in self.stored:
+            return error(400, f"Previous response with id '{prev}' not found.",
+                         "invalid_request_error", "previous_response_not_found")
+        model = str(body["model"])
+        enc = encoding(model)
+        value = body.get("input")
+        last = value[-1] if isinstance(value, list) and value else {}
+        tools = [t for t in body.get("tools") or () if t.get("type") == "function"]
+        use_tool = bool(tools) and body.get("tool_choice") != "none" \
+            and last.get("type") != "function_call_output"
+        rid = "resp_" + uuid.uuid4().hex
+        if use_tool:
+            item: dict[str, Any] = {"id": "fc_" + uuid.uuid4().hex[:24], "type": "function_call",
+                                    "status": "completed", "call_id": "call_" + uuid.uuid4().hex[:24],
+                                    "name": tools[0]["name"], "arguments": '{"location": "Paris"}'}
+            out_tok = len(enc.encode_ordinary(item["arguments"])) + 7
+        else:
+            text = " ".join(self._reply_tokens({"max_tokens": body.get("max_output_tokens")}, d))
+            if prev is not None:
+                text = "Continuing: " + text
+            item = {"id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "status": "completed",
+                    "role": "assistant", "content": [{"type": "output_text", "text": text,
+                                                      "annotations": [], "logprobs": []}]}
+            out_tok = len(enc.encode_ordinary(text))
+        in_tok = self.responses_input_tokens(body)
+        usage = {"input_tokens": in_tok,
+                 "input_tokens_details": {"cached_tokens": min(in_tok, int(d.get("cached", 0)))},
+                 "output_tokens": out_tok, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": in_tok + out_tok}
+        incomplete = isinstance(body.get("max_output_tokens"), int) and not use_tool \
+            and int(d.get("tokens", 12)) > body["max_output_tokens"]
+        response: dict[str, Any] = {
+            "id": rid, "object": "response", "created_at": int(time.time()),
+            "status": "incomplete" if incomplete else "completed", "background": False,
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+            "model": model, "output": [item], "parallel_tool_calls": True,
+            "previous_response_id": prev, "reasoning": {"effort": None, "summary": None},
+            "store": body.get("store", True) is not False, "temperature": 1.0,
+            "text": {"format": {"type": "text"}}, "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [], "top_p": 1.0, "truncation": "disabled",
+            "usage": usage, "user": None, "metadata": body.get("metadata") or {}}
+        if response["store"]:
+            self.stored[rid] = [item]
+        if not body.get("stream"):
+            return web.json_response(response)
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        seq = 0
+
+        async def event(kind: str, data: dict[str, Any]) -> None:
+            nonlocal seq
+            await stream.write(f"event: {kind}\n".encode() + b"data: "
+                               + orjson.dumps({"type": kind, "sequence_number": seq, **data}) + b"\n\n")
+            seq += 1
+
+        shell = {**response, "status": "in_progress", "output": [], "usage": None,
+                 "incomplete_details": None}
+        await event("response.created", {"response": shell})
+        await event("response.in_progress", {"response": shell})
+        if item["type"] == "function_call":
+            await event("response.output_item.added", {"output_index": 0, "item": {
+                **item, "status": "in_progress", "arguments": ""}})
+            await event("response.function_call_arguments.delta", {
+                "item_id": item["id"], "output_index": 0, "delta": item["arguments"]})
+            await event("response.function_call_arguments.done", {
+                "item_id": item["id"], "output_index": 0, "arguments": item["arguments"]})
+        else:
+            await event("response.output_item.added", {"output_index": 0, "item": {
+                **item, "status": "in_progress", "content": []}})
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            await event("response.content_part.added", {"item_id": item["id"], "output_index": 0,
+                                                        "content_index": 0, "part": part})
+            words = item["content"][0]["text"].split(" ")
+            for j, word in enumerate(words):
+                if "drop_after" in d and j >= int(d["drop_after"]):
+                    assert request.transport is not None
+                    request.transport.close()
+                    return stream
+                if "chunk_delay" in d:
+                    await asyncio.sleep(float(d["chunk_delay"]))
+                await event("response.output_text.delta", {
+                    "item_id": item["id"], "output_index": 0, "content_index": 0,
+                    "delta": (" " if j else "") + word, "logprobs": []})
+            await event("response.output_text.done", {
+                "item_id": item["id"], "output_index": 0, "content_index": 0,
+                "text": item["content"][0]["text"], "logprobs": []})
+            await event("response.content_part.done", {"item_id": item["id"], "output_index": 0,
+                                                       "content_index": 0, "part": item["content"][0]})
+        await event("response.output_item.done", {"output_index": 0, "item": item})
+        if "no_usage" in d:
+            response["usage"] = None
+        await event("response.incomplete" if incomplete else "response.completed", {"response": response})
+        await stream.write_eof()
+        return stream
+
+    # ---------------------------------------------------------------- legacy Completions
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """Legacy text completions: a string prompt, ``max_tokens`` 16 by default, streams of
+        ``text_completion`` chunks with a usage chunk when asked, then ``[DONE]``."""
+        body, failure = await self._common(request)
+        if failure is not None:
+            return failure
+        assert body is not None
+        d = directives(body)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            return error(400, "This fake takes one string prompt.", "invalid_request_error")
+        model = str(body["model"])
+        enc = encoding(model)
+        words = self._reply_tokens({"max_tokens": body.get("max_tokens") or 16}, d)
+        text = " " + " ".join(words)
+        prompt_tokens = len(enc.encode_ordinary(prompt))
+        completion = len(enc.encode_ordinary(text))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                 "total_tokens": prompt_tokens + completion}
+        cid, created = "cmpl-" + uuid.uuid4().hex[:24], int(time.time())
+        finish = "length" if len(words) >= (body.get("max_tokens") or 16) else "stop"
+        if not body.get("stream"):
+            return web.json_response({"id": cid, "object": "text_completion", "created": created,
+                                      "model": model, "choices": [{"text": text, "index": 0, "logprobs": None,
+                                                                   "finish_reason": finish}],
+                                      "usage": usage})
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        pieces = [" " + w for w in words]
+        for i, piece in enumerate(pieces):
+            chunk = {"id": cid, "object": "text_completion", "created": created, "model": model,
+                     "choices": [{"text": piece, "index": 0, "logprobs": None,
+                                  "finish_reason": finish if i == len(pieces) - 1 else None}]}
+            await stream.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        if include_usage:
+            await stream.write(b"data: " + orjson.dumps({"id": cid, "object": "text_completion",
+                                                          "created": created, "model": model,
+                                                          "choices": [], "usage": usage}) + b"\n\n")
+        await stream.write(b"data: [DONE]\n\n")
         await stream.write_eof()
         return stream
 

@@ -24,7 +24,7 @@ def encode_row(row: LedgerRow) -> bytes:
     return orjson.dumps(
         [row.request_id, row.model, row.key_alias, row.user, row.team, row.task,
          row.prompt_tokens, row.completion_tokens, row.estimated_micro, row.actual_micro,
-         row.reference_micro, row.status, row.time]
+         row.reference_micro, row.status, row.time, row.api]
     )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ GROUP_FIELDS: Mapping[str, str] = {
     "model": "model",
     "task": "task",
     "status": "status",
+    "api": "api",
 }
 
 
@@ -245,13 +246,16 @@ class LedgerRow:
     reference_micro: int = 0
     status: str = STATUS_OK
     time: float = 0.0
+    #: The API the request came through: ``chat``, ``responses``, ``messages``, ``completions``,
+    #: ``embeddings``. Rows written before this field existed read as ``chat``.
+    api: str = "chat"
 
     def stamped(self, time: float, actual_micro: int) -> LedgerRow:
         """This row with the store's ``time`` and ``actual_micro`` (faster than replace())."""
         return LedgerRow(
             self.request_id, self.model, self.key_alias, self.user, self.team, self.task,
             self.prompt_tokens, self.completion_tokens, self.estimated_micro, actual_micro,
-            self.reference_micro, self.status, time,
+            self.reference_micro, self.status, time, self.api,
         )  # fmt: skip
 
 

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     request_id TEXT PRIMARY KEY, time REAL NOT NULL, key_alias TEXT, user TEXT, team TEXT,
     model TEXT NOT NULL, task TEXT, prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL, estimated_micro INTEGER NOT NULL,
-    actual_micro INTEGER NOT NULL, reference_micro INTEGER NOT NULL, status TEXT NOT NULL);
+    actual_micro INTEGER NOT NULL, reference_micro INTEGER NOT NULL, status TEXT NOT NULL,
+    api TEXT NOT NULL DEFAULT 'chat');
 CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time);
 CREATE TABLE IF NOT EXISTS rate (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID;
 -- µ$ of ledger rows trimmed after export, by local day and scope (router/budgets/export).
@@ -69,9 +70,11 @@ CREATE TABLE IF NOT EXISTS ledger_days (
 
 _LEDGER_COLS = (
     "request_id, time, key_alias, user, team, model, task, prompt_tokens, completion_tokens, "
-    "estimated_micro, actual_micro, reference_micro, status"
+    "estimated_micro, actual_micro, reference_micro, status, api"
 )
-_INSERT_LEDGER = f"INSERT OR IGNORE INTO ledger ({_LEDGER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_LEDGER = (
+    f"INSERT OR IGNORE INTO ledger ({_LEDGER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 _ADD_RESERVED = (
     "INSERT INTO counters (budget, win, reserved) VALUES (?, ?, ?) "
     "ON CONFLICT (budget, win) DO UPDATE SET reserved = reserved + excluded.reserved"
@@ -105,8 +108,15 @@ def ledger_values(row: LedgerRow) -> tuple[Any, ...]:
     return (
         row.request_id, row.time, row.key_alias, row.user, row.team, row.model, row.task,
         row.prompt_tokens, row.completion_tokens, row.estimated_micro, row.actual_micro,
-        row.reference_micro, row.status,
+        row.reference_micro, row.status, row.api,
     )  # fmt: skip
+
+
+def _add_api_column(db: sqlite3.Connection) -> None:
+    """A ledger created before the ``api`` column gets it, its old rows reading ``chat``."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(ledger)")}
+    if "api" not in columns:
+        db.execute("ALTER TABLE ledger ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'")
 
 
 class SqliteStore(BudgetStore):
@@ -135,6 +145,7 @@ class SqliteStore(BudgetStore):
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             db.executescript(SCHEMA)
+            _add_api_column(db)
 
         retry_busy(self._db, setup, busy_timeout_ms)
 
@@ -445,7 +456,7 @@ class SqliteStore(BudgetStore):
             yield LedgerRow(
                 request_id=r[0], time=r[1], key_alias=r[2], user=r[3], team=r[4], model=r[5],
                 task=r[6], prompt_tokens=r[7], completion_tokens=r[8], estimated_micro=r[9],
-                actual_micro=r[10], reference_micro=r[11], status=r[12],
+                actual_micro=r[10], reference_micro=r[11], status=r[12], api=r[13],
             )  # fmt: skip
 
     async def ledger_query(

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--route", default="auto", help="the route requests ask for "
                        "(default: auto)")
         p.add_argument("--json", action="store_true", help="print JSON")
+        if action == "calibrate":
+            p.add_argument("--difficulty-out", type=Path, metavar="JSON",
+                           help="also refit the difficulty estimate on these outcomes and write "
+                                "it here (use it with the policy's difficulty.model)")
         if action == "replay":
             p.add_argument("--plot", type=Path, metavar="PNG",
                            help="draw quality against cost (needs pip install -e '.[eval]')")
@@ -160,8 +164,20 @@ def _difficulty(args: argparse.Namespace, prep: Any) -> tuple[Any, str | None]:
 def _calibrate(args: argparse.Namespace, world: Any, rows: Any) -> int:
     from router.evaluate.calibrate import calibrate, format_fragment
 
+    estimator = None
+    if args.difficulty_out is not None:
+        from router.difficulty.fit import fit_difficulty
+        from router.evaluate.replay import _featurizer, _sets
+
+        estimator = fit_difficulty(_sets(rows, list(world.catalogue)), _featurizer(),
+                                   hashed=True, meta={"fitted_with": "router eval calibrate",
+                                                      "files": [Path(f).name
+                                                                for f in args.files]})
+        estimator.save(args.difficulty_out)
+        print(f"router eval: wrote the refitted difficulty estimate to {args.difficulty_out}; "
+              "set difficulty.model in your policy to use it", file=sys.stderr)
     result = calibrate(world, rows, args.route, _classifier(),
-                       [Path(f).name for f in args.files])
+                       [Path(f).name for f in args.files], estimator)
     if args.json:
         print(json.dumps(result.json(), indent=2, ensure_ascii=False))
     else:

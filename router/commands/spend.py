@@ -6,6 +6,7 @@
     router spend --period day --group-by team,model
     router spend --since 2025-01-01 --until 2025-02-01 --period week --group-by key
     router spend --team search --json              # the same JSON as GET /admin/spend
+    router spend --group-by api                    # chat, responses, messages, completions, ...
     router spend --check                           # counters vs ledger; exit 1 if any differ
 
 It opens the store of ``config.yaml`` (``store.url``) itself, without a running gateway, and only
@@ -29,9 +30,10 @@ from typing import Any
 from router.cli import UsageError
 
 NAME = "spend"
-HELP = "Report spend from the ledger (by team, user, key, model, task) or check it against budgets."
+HELP = ("Report spend from the ledger (by team, user, key, model, task, api) or check it against "
+        "budgets.")
 
-_FILTERS = ("team", "user", "key", "model", "task", "status")
+_FILTERS = ("team", "user", "key", "model", "task", "status", "api")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="start: ISO date or date-time (store's zone), or Unix time")
     parser.add_argument("--until", help="end (exclusive), same forms as --since")
     parser.add_argument("--group-by", action="append", metavar="FIELDS",
-                        help="team, user, key, model, task, status (comma-separated or repeated)")
+                        help="team, user, key, model, task, status, api (comma-separated or "
+                        "repeated)")
     for name in _FILTERS:
         parser.add_argument(f"--{name}", help=f"only rows with this {name}")
     parser.add_argument("--check", action="store_true",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from router.evaluate.outcomes import OutcomeRow
@@ -36,6 +36,8 @@ class Measured:
     low: float
     high: float
     datasets: dict[str, int]
+    #: With difficulty: the chance of success on a prompt of typical difficulty.
+    typical: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,16 @@ class Calibration:
     #: model -> task -> measurement (absent: no row of that class).
     measured: dict[str, dict[str, Measured]]
     tasks: dict[str, int]
+    #: Capabilities are at typical difficulty (the policy's difficulty rule's scale).
+    difficulty: bool = False
 
     def json(self) -> dict[str, Any]:
         return {
             "object": "router.eval.calibrate", "files": list(self.files), "rows": self.rows,
             "tasks": self.tasks,
+            "difficulty": self.difficulty,
             "models": {m: {t: {"capability": v.capability, "mean": round(v.mean, 6), "n": v.n,
+                               "typical": None if v.typical is None else round(v.typical, 6),
                                "ci95": [round(v.low, 6), round(v.high, 6)],
                                "datasets": v.datasets}
                            for t, v in by_task.items()}
@@ -76,9 +82,31 @@ def measure(scores: Sequence[float], datasets: Sequence[str]) -> Measured:
     return Measured(round(100 * mean), mean, n, low, high, dict(Counter(datasets)))
 
 
+def rasch_capability(scores: Sequence[float], z: Sequence[float]) -> float:
+    """The chance of success on a prompt of typical difficulty (z = 0) that explains these
+    scores on prompts of difficulty ``z``: solves ``mean(sigmoid(a - z_i)) = mean(score)`` for
+    ``a`` (Newton's method) and returns ``sigmoid(a)``."""
+    target = sum(scores) / len(scores)
+    if target <= 0.0 or target >= 1.0:
+        return target
+    a = math.log(target / (1 - target))
+    for _ in range(60):
+        ps = [1 / (1 + math.exp(-(a - zi))) for zi in z]
+        f = sum(ps) / len(ps) - target
+        slope = sum(p * (1 - p) for p in ps) / len(ps)
+        if abs(f) < 1e-12 or slope <= 0:
+            break
+        a -= f / slope
+    return 1 / (1 + math.exp(-a))
+
+
 def calibrate(world: World, rows: Sequence[OutcomeRow], route: str, classify: Classify | None,
-              files: Sequence[str]) -> Calibration:
-    """Sort every row into a task class as the gateway would, then measure each model."""
+              files: Sequence[str], estimator: Any = None) -> Calibration:
+    """Sort every row into a task class as the gateway would, then measure each model.
+
+    With a difficulty ``estimator`` (or the policy's), a capability is the chance of success on
+    a prompt of *typical* difficulty (:func:`rasch_capability`), the scale the policy's
+    difficulty rule reads bars and capabilities on; without one, the plain mean score."""
     policy = world.policy
     tokenizers = {m: tokenizer_for(world.config.models[m]) for m in world.catalogue}
     by_task: dict[str, list[OutcomeRow]] = defaultdict(list)
@@ -87,16 +115,24 @@ def calibrate(world: World, rows: Sequence[OutcomeRow], route: str, classify: Cl
         d = evaluate(facts_for_body(body, policy, classify=classify, tokenizers=tokenizers),
                      policy)
         by_task[d.task or "unknown"].append(row)
+    rule = policy.difficulty
+    if estimator is None and rule is not None and rule.on:
+        estimator = rule.estimator()
+    z = {id(r): estimator.logit(r.text) for r in rows} if estimator is not None else None
     measured: dict[str, dict[str, Measured]] = {}
     for m in world.catalogue:
         measured[m] = {}
         for task in TASKS:
             sub = by_task.get(task, [])
             if sub:
-                measured[m][task] = measure([r.scores[m] for r in sub],
-                                            [r.dataset or "-" for r in sub])
+                scores = [r.scores[m] for r in sub]
+                v = measure(scores, [r.dataset or "-" for r in sub])
+                if z is not None:
+                    at = rasch_capability(scores, [z[id(r)] for r in sub])
+                    v = replace(v, capability=round(100 * at), typical=at)
+                measured[m][task] = v
     return Calibration(tuple(files), len(rows), tuple(world.catalogue), measured,
-                       {t: len(v) for t, v in by_task.items()})
+                       {t: len(v) for t, v in by_task.items()}, z is not None)
 
 
 def format_fragment(c: Calibration) -> str:
@@ -105,7 +141,11 @@ def format_fragment(c: Calibration) -> str:
         f"# router eval calibrate: measured on {c.rows:,} rows of {', '.join(c.files)};",
         "# task classes as the gateway's classifier sorts them ("
         + ", ".join(f"{t} {n:,}" for t, n in sorted(c.tasks.items())) + ").",
-        "# Capability = mean score in % on that class; paste under `models:` of your policy.",
+        *(("# Capability = chance of success (%) on a prompt of typical difficulty for its",
+           "# class (the scale of the policy's difficulty rule); the comment gives the plain",
+           "# mean score. Paste under `models:` of your policy.") if c.difficulty else
+          ("# Capability = mean score in % on that class; paste under `models:` of your policy.",
+           )),
         "models:",
     ]
     for m in c.models:

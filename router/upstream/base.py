@@ -10,13 +10,30 @@ other protocols). Both return OpenAI wire format: a JSON body, or SSE bytes for 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from router.config import DEFAULT_API_BASES, ModelConfig
 
-Endpoint = Literal["chat/completions", "embeddings"]
+#: Upstream endpoints, relative to the model's ``api_base`` (``messages`` and
+#: ``messages/count_tokens``: Anthropic's, see :func:`endpoint_url`).
+Endpoint = Literal["chat/completions", "embeddings", "responses", "messages",
+                   "messages/count_tokens", "completions"]
+
+
+#: Where a provider reached through litellm for chat serves its own API natively (the gateway
+#: passes Messages requests straight to Anthropic).
+NATIVE_API_BASES = {"anthropic": "https://api.anthropic.com"}
+
+
+def endpoint_url(api_base: str | None, endpoint: Endpoint) -> str:
+    """The URL of ``endpoint`` on ``api_base``. OpenAI-style bases end in ``/v1``; Anthropic's
+    (``https://api.anthropic.com``, ``ANTHROPIC_BASE_URL``) do not, and their paths start at
+    ``/v1/messages``: both spellings work for the Messages endpoints."""
+    if endpoint.startswith("messages") and not (api_base or "").endswith("/v1"):
+        return f"{api_base}/v1/{endpoint}"
+    return f"{api_base}/{endpoint}"
 
 
 class TransportError(Exception):
@@ -56,7 +73,7 @@ class Target:
 def build_target(name: str, cfg: ModelConfig, env: dict[str, str] | None = None) -> Target:
     env_map = os.environ if env is None else env
     key = env_map.get(cfg.api_key_env) if cfg.api_key_env else None
-    base = cfg.api_base or DEFAULT_API_BASES.get(cfg.provider)
+    base = cfg.api_base or DEFAULT_API_BASES.get(cfg.provider) or NATIVE_API_BASES.get(cfg.provider)
     headers = {"Content-Type": "application/json", **cfg.extra_headers}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -82,9 +99,12 @@ class UpstreamResponse:
 
 class Transport(Protocol):
     async def send(
-        self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool
+        self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send ``body`` (already addressed to ``target``'s upstream model) and return the answer.
+        ``headers``: instead of the target's own (a native call of another API, e.g. Anthropic's
+        ``x-api-key`` and ``anthropic-version``).
 
         Raises :class:`ConnectFailed` or :class:`TimedOut` when no HTTP answer came.
         """

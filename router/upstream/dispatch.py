@@ -55,11 +55,31 @@ class Attempt:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """How one model of a chain is called: the endpoint and body, the headers (None: the
+    target's own) and the transport (None: the model's ``api_path``; ``openai``: the HTTP
+    pass-through, for a native call of another API than chat). ``native``: the body is the
+    client's own (its API spoken natively), not a translation to chat completions."""
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    native: bool = True
+    headers: Mapping[str, str] | None = None
+    transport: str | None = None
+
+
+#: Chooses the leg for each model of a chain (faces: native or translated).
+Plan = Callable[[Target], Leg]
+
+
 @dataclass(slots=True)
 class Dispatched:
     target: Target
     response: UpstreamResponse
     attempts: list[Attempt] = field(default_factory=list)
+    #: The leg that answered (None: called without a plan).
+    leg: Leg | None = None
 
 
 def upstream_message(body: bytes, secrets: Sequence[str] = ()) -> str:
@@ -115,14 +135,19 @@ class Dispatcher:
         return base * (0.5 + random.random() / 2)
 
     async def call(
-        self, chain: Sequence[str], endpoint: Endpoint, body: dict[str, Any], stream: bool
+        self, chain: Sequence[str], endpoint: Endpoint, body: dict[str, Any], stream: bool,
+        *, plan: Plan | None = None,
     ) -> Dispatched:
         """Try ``chain`` in order; return the first success or raise a :mod:`router.errors` error.
 
         ``body["model"]`` is set to each target's upstream id in turn (the dict is reused).
+        With a ``plan``, each target is called with the leg it gives instead of ``endpoint``
+        and ``body``.
         """
         attempts: list[Attempt] = []
         health = self.health
+        leg: Leg | None = None
+        headers: Mapping[str, str] | None = None
         for name in chain:
             target = self.targets[name]
             if target.missing_key:
@@ -130,6 +155,11 @@ class Dispatcher:
                                                message=f"{target.missing_key} is not set"), False)
                 continue
             transport = self.transports[target.cfg.api_path]
+            if plan is not None:
+                leg = plan(target)
+                endpoint, body, headers = leg.endpoint, leg.body, leg.headers
+                if leg.transport is not None:
+                    transport = self.transports[leg.transport]
             body["model"] = target.cfg.upstream_model
             for retry in range(target.cfg.max_retries + 1):
                 if not health.acquire(name):  # open, or its probe is in flight: next model
@@ -140,7 +170,10 @@ class Dispatcher:
                 started = time.perf_counter()
                 again = retry > 0
                 try:
-                    resp = await transport.send(target, endpoint, body, stream)
+                    if headers is None:
+                        resp = await transport.send(target, endpoint, body, stream)
+                    else:
+                        resp = await transport.send(target, endpoint, body, stream, headers)
                 except TimedOut as exc:
                     elapsed = time.perf_counter() - started
                     health.failed(name, "timeout")
@@ -167,7 +200,7 @@ class Dispatcher:
                     if 200 <= resp.status < 300:
                         self._record(attempts, Attempt(name, "ok", resp.status, seconds=elapsed),
                                      again)
-                        return Dispatched(target, resp, attempts)
+                        return Dispatched(target, resp, attempts, leg)
                     message = upstream_message(resp.body, (target.api_key or "",))
                     status = f"status {resp.status}"
                     self._record(attempts, Attempt(name, status, resp.status, message, elapsed),

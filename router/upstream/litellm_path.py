@@ -9,7 +9,7 @@ owns retries and fallbacks.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -65,7 +65,8 @@ def _network_cause(exc: BaseException) -> OSError | None:
 
 class LiteLLMTransport:
     async def send(
-        self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool
+        self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         litellm = _load()
         cfg = target.cfg
@@ -80,6 +81,10 @@ class LiteLLMTransport:
         kwargs["timeout"] = cfg.timeout.total
         kwargs["num_retries"] = 0
         kwargs["max_retries"] = 0
+        if endpoint not in ("chat/completions", "embeddings"):  # the pipeline never asks this
+            return UpstreamResponse(status=400, body=_message_body(
+                f"{target.name} is reached through litellm, which serves chat completions and "
+                f"embeddings, not /{endpoint}"))
         try:
             if endpoint == "embeddings":
                 kwargs.pop("stream", None)

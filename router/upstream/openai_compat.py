@@ -8,12 +8,19 @@ Streams are relayed as the bytes arrive.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
-from router.upstream.base import ConnectFailed, Endpoint, Target, TimedOut, UpstreamResponse
+from router.upstream.base import (
+    ConnectFailed,
+    Endpoint,
+    Target,
+    TimedOut,
+    UpstreamResponse,
+    endpoint_url,
+)
 from router.upstream.wire import encode_body
 
 
@@ -62,13 +69,15 @@ class OpenAICompatTransport:
         return t
 
     async def send(
-        self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool
+        self, target: Target, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        url = f"{target.api_base}/{endpoint}"
+        url = endpoint_url(target.api_base, endpoint)
         payload = encode_body(body)  # as received: lone surrogates too (wire.py)
         try:
             resp = await self.session.post(
-                url, data=payload, headers=target.headers, timeout=self._timeout(target)
+                url, data=payload, headers=target.headers if headers is None else headers,
+                timeout=self._timeout(target),
             )
         except TimeoutError:
             raise TimedOut(

@@ -45,6 +45,8 @@ models:
     upstream_model: gpt-4o
     api_base: {fake}/v1
     api_key_env: FAKE_UPSTREAM_KEY
+    # the fake speaks these natively: Responses and Completions requests pass through
+    apis: [chat, responses, completions]
   gpt-4:
     provider: openai
     upstream_model: gpt-4

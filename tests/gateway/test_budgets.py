@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -421,3 +422,130 @@ def test_a_reused_client_request_id_is_charged_twice_not_a_500(fake: Proc, tmp_p
         ids = [r[0] for r in conn.execute("select request_id from ledger")]
     assert len(ids) == 2 and len(set(ids)) == 2
     assert all(i.startswith("client-trace-7~") for i in ids)
+
+
+async def fire_every_api(gateway: Proc, per_variant: int) -> list[tuple[str, int | str]]:
+    """``per_variant`` concurrent requests of each API (Responses, Messages, Completions,
+    chat), plain and streamed, natively and across API families, max_tokens 10 each."""
+    import anthropic
+
+    oai = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=GATEWAY_KEY, max_retries=0,
+                             timeout=60)
+    claude = anthropic.AsyncAnthropic(base_url=gateway.url, api_key=GATEWAY_KEY, max_retries=0,
+                                      timeout=60)
+    text = "[[fake:tokens=10]] budget test"
+    msgs = [{"role": "user", "content": text}]
+
+    async def drain(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    calls = {
+        "responses/native": lambda: oai.responses.create(model="gpt-4o", input=text,
+                                                         max_output_tokens=10, store=False),
+        "responses/translated-stream": lambda: oai.responses.create(
+            model="gpt-4o-mini", input=text, max_output_tokens=10, stream=True),
+        "messages/native-stream": lambda: claude.messages.create(
+            model="claude-fake", max_tokens=10, messages=msgs, stream=True),  # type: ignore[arg-type]
+        "messages/translated": lambda: claude.messages.create(
+            model="gpt-4o", max_tokens=10, messages=msgs),  # type: ignore[arg-type]
+        "completions/native-stream": lambda: oai.completions.create(
+            model="gpt-4o", prompt=text, max_tokens=10, stream=True),
+        "completions/translated": lambda: oai.completions.create(
+            model="gpt-4o-mini", prompt=text, max_tokens=10),
+        "chat/stream": lambda: oai.chat.completions.create(
+            model="gpt-4o", max_tokens=10, messages=msgs, stream=True),  # type: ignore[arg-type]
+    }
+
+    async def one(name: str) -> tuple[str, int | str]:
+        try:
+            result = await calls[name]()
+            if hasattr(result, "__aiter__"):
+                await drain(result)
+            return name, 200
+        except (openai.APIStatusError, anthropic.APIStatusError) as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            err = body.get("error", body)
+            return name, f"{exc.status_code}:{err.get('code')}"
+
+    try:
+        jobs = [one(name) for _ in range(per_variant) for name in calls]
+        return list(await asyncio.gather(*jobs))
+    finally:
+        await oai.close()
+        await claude.close()
+
+
+def test_every_api_is_held_to_one_budget_under_concurrency(fake: Proc, tmp_path: Path) -> None:
+    """The budget invariant on every endpoint: 140 concurrent requests through the four APIs
+    (streams included) against room for ~40; spend never passes the limit, every answered
+    request has its row (settled from its usage, with its API), every refusal is a 429
+    budget_exceeded in the API's own shape, and the counters equal the ledger."""
+    import subprocess
+    import sys
+
+    limit = 40 * COST
+    gw = start_gateway(write_config(tmp_path, fake.url, policy=budget_policy(limit)), tmp_path,
+                       env=ENV)
+    try:
+        results = asyncio.run(fire_every_api(gw, 20))
+    finally:
+        gw.stop()
+    assert {r for _, r in results} == {200, "429:budget_exceeded"}, results
+    with sqlite3.connect(tmp_path / "router.db") as conn:
+        rows = list(conn.execute("select api, status, actual_micro, completion_tokens "
+                                 "from ledger where status = 'ok'"))
+    answered = [name for name, r in results if r == 200]
+    assert len(rows) == len(answered)
+    spent = sum(r[2] for r in rows)
+    assert spent <= limit
+    assert all(r[3] == 10 for r in rows)  # each settled from its usage (10 output tokens)
+    by_api: dict[str, int] = {}
+    for r in rows:
+        by_api[r[0]] = by_api.get(r[0], 0) + 1
+    expected: dict[str, int] = {}
+    for name in answered:
+        api = name.split("/")[0]
+        expected[api] = expected.get(api, 0) + 1
+    assert by_api == expected and set(by_api) == {"responses", "messages", "completions", "chat"}
+    check = subprocess.run([sys.executable, "-m", "router", "spend", "--check", "--store-url",
+                            f"sqlite:///{tmp_path / 'router.db'}", "--config",
+                            str(tmp_path / "config.yaml")], capture_output=True, text=True,
+                           timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_two_gateways_hold_every_api_to_one_budget_on_redis(fake: Proc, tmp_path: Path,
+                                                           redis: RedisServer) -> None:
+    """The same invariant across two replicas sharing Redis (leases on): the ledger stream's
+    rows carry their API and add up to no more than the limit."""
+    limit = 30 * COST
+    gws = []
+    for i in range(2):
+        d = tmp_path / f"g{i}"
+        d.mkdir()
+        gws.append(start_gateway(write_config(d, fake.url, policy=budget_policy(limit),
+                                              store=redis.url), d, env=ENV))
+
+    async def both() -> list[tuple[str, int | str]]:
+        parts = await asyncio.gather(*(fire_every_api(g, 8) for g in gws))
+        return [r for part in parts for r in part]
+
+    try:
+        results = asyncio.run(both())
+    finally:
+        for g in gws:
+            g.stop()
+    assert {r for _, r in results} == {200, "429:budget_exceeded"}, results
+
+    async def rows() -> list[Any]:
+        store = open_store(redis.url)
+        try:
+            return [r async for r in store.iter_ledger(0, 1e11)]
+        finally:
+            await store.close()
+
+    ok = [r for r in asyncio.run(rows()) if r.status == "ok"]
+    assert len(ok) == sum(1 for _, r in results if r == 200)
+    assert sum(r.actual_micro for r in ok) <= limit
+    assert {r.api for r in ok} == {"responses", "messages", "completions", "chat"}

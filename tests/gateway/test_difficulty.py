@@ -24,7 +24,7 @@ difficulty:
   floor: {expression: 42}
 """
 
-EASY = "Hello!"
+EASY = "What is 2 + 2?"
 HARD = ("Let p = (1, 2, 5, 4)(2, 3) in S_5. Find the index of <p> in S_5 and the number of "
         "elements of order 6 in S_7, then prove that every group of order 2p with p an odd "
         "prime has a normal subgroup of order p.\nA. 8\nB. 2\nC. 24\nD. 120\nAnswer:")

@@ -148,7 +148,14 @@ def fuzzed(fake: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
     # Budgets, so that every body that passes the checks is also reserved and settled.
     policy = POLICY + "budgets:\n  global: {daily: {limit_usd: 100000}}\n" \
         "  teams:\n    search: {monthly: {limit_usd: 100000}}\n"
-    proc = start_gateway(write_config(tmp, fake.url, policy=policy), tmp, env=ENV)
+    config = write_config(tmp, fake.url, policy=policy)
+    # The catalogue's always-failing models are unknown to litellm's map, so they are assumed
+    # to take images, audio, tools...: a route would send a request only they "support" to
+    # them, and the fuzzer would see their 503s. Say what they support, as a deployment would.
+    config.write_text(config.read_text().replace(
+        "upstream_model: broken-model\n", "upstream_model: broken-model\n    supports: {vision: false, "
+        "audio: false, tools: false, logprobs: false, json_schema: false}\n"))
+    proc = start_gateway(config, tmp, env=ENV)
     yield proc
     proc.stop()
     log = proc.log()
@@ -239,3 +246,91 @@ def test_fuzz_lone_surrogates(http: httpx.Client, body: dict[str, Any], text: st
     body["messages"][0]["content"] = text
     body["user"] = text
     check(http, path, json.dumps(body, ensure_ascii=True).encode())
+
+
+# ---------------------------------------------------------- Responses, Messages, Completions
+
+API_MODELS = ["gpt-4o", "gpt-4o-mini", "claude-fake", "auto", "auto-best", "nope"]
+r_part = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["input_text", "output_text"]), "text": words}),
+    st.fixed_dictionaries({"type": st.just("input_image"),
+                           "image_url": st.just("https://example.com/a.png")}))
+r_item = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "developer"]),
+                           "content": words | st.lists(r_part, min_size=1, max_size=2)}),
+    st.fixed_dictionaries({"type": st.just("function_call"), "call_id": st.just("call_1"),
+                           "name": st.just("f"), "arguments": st.just("{}")}),
+    st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": st.just("call_1"),
+                           "output": words}))
+responses_body = st.fixed_dictionaries(
+    {"model": st.sampled_from(API_MODELS),
+     "input": words | st.lists(r_item, min_size=1, max_size=3)},
+    optional={"stream": st.booleans(), "store": st.booleans(), "instructions": words,
+              "max_output_tokens": st.integers(1, 64),
+              "tools": st.lists(st.fixed_dictionaries({
+                  "type": st.just("function"), "name": st.just("f"),
+                  "parameters": st.just({"type": "object", "properties": {}})}), max_size=1),
+              "text": st.just({"format": {"type": "json_object"}}),
+              "reasoning": st.just({"effort": "low"}), "previous_response_id": st.just("resp_x")})
+m_block = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": words}),
+    st.fixed_dictionaries({"type": st.just("image"), "source": st.just(
+        {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})}),
+    st.fixed_dictionaries({"type": st.just("tool_result"), "tool_use_id": st.just("toolu_1"),
+                           "content": words}))
+messages_body = st.fixed_dictionaries(
+    {"model": st.sampled_from(API_MODELS), "max_tokens": st.integers(1, 64),
+     "messages": st.lists(st.fixed_dictionaries(
+         {"role": st.sampled_from(["user", "assistant"]),
+          "content": words | st.lists(m_block, min_size=1, max_size=2)}), min_size=1, max_size=3)},
+    optional={"stream": st.booleans(), "system": words,
+              "tools": st.just([{"name": "f", "input_schema": {"type": "object"}}]),
+              "tool_choice": st.sampled_from([{"type": "auto"}, {"type": "any"}]),
+              "stop_sequences": st.lists(words, max_size=2), "temperature": st.floats(0, 1),
+              "thinking": st.just({"type": "enabled", "budget_tokens": 1024})})
+completions_body = st.fixed_dictionaries(
+    {"model": st.sampled_from(API_MODELS), "prompt": words},
+    optional={"stream": st.booleans(), "max_tokens": st.integers(1, 32),
+              "stream_options": st.just({"include_usage": True}), "logprobs": st.integers(0, 3),
+              "n": st.integers(1, 2), "echo": st.booleans(), "suffix": words})
+
+
+def check_api(http: httpx.Client, path: str, content: bytes) -> None:
+    """Like :func:`check`, in the API's own shapes (Anthropic's errors and events on
+    ``/v1/messages``; the Responses events)."""
+    response = http.post(path, content=content, headers={"anthropic-version": "2023-06-01"})
+    shown = content[:2000]
+    assert response.status_code < 500, (response.status_code, response.text, shown)
+    if response.status_code >= 400:
+        payload = response.json()
+        if path.startswith("/v1/messages"):
+            assert payload["type"] == "error" and payload["error"]["message"], (payload, shown)
+        else:
+            assert set(payload["error"]) == {"message", "type", "param", "code"}, (payload, shown)
+    elif response.headers["content-type"].startswith("text/event-stream"):
+        text = response.text
+        last = [b for b in text.split("\n\n") if b.strip()][-1]
+        ends = {"/v1/messages": "event: message_stop", "/v1/responses": "event: response."}
+        assert last.startswith(ends.get(path, "data: [DONE]")), (text[-500:], shown)
+        assert "event: error" not in text and 'data: {"error"' not in text, (text, shown)
+    else:
+        assert isinstance(response.json(), dict), shown
+
+
+@fuzz(60)
+@given(body=mutated(responses_body) | responses_body)
+def test_fuzz_responses_bodies(http: httpx.Client, body: dict[str, Any]) -> None:
+    check_api(http, "/v1/responses", _dumps(body))
+
+
+@fuzz(60)
+@given(body=mutated(messages_body) | messages_body,
+       path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]))
+def test_fuzz_messages_bodies(http: httpx.Client, body: dict[str, Any], path: str) -> None:
+    check_api(http, path, _dumps(body))
+
+
+@fuzz(40)
+@given(body=mutated(completions_body) | completions_body)
+def test_fuzz_completions_bodies(http: httpx.Client, body: dict[str, Any]) -> None:
+    check_api(http, "/v1/completions", _dumps(body))

@@ -41,3 +41,21 @@ def test_openai_npm_package(node_client: str, gateway: Proc) -> None:
     assert "auto" in seen["models"] and "gpt-4o" in seen["models"]
     assert seen["embeddingLength"] == 8
     assert (seen["errorStatus"], seen["errorCode"]) == (404, "model_not_found")
+
+
+def test_openai_npm_responses(node_client: str, gateway: Proc) -> None:
+    env = {**os.environ, "OPENAI_BASE_URL": f"{gateway.url}/v1", "OPENAI_API_KEY": GATEWAY_KEY}
+    proc = subprocess.run([node_client, "responses.mjs"], cwd=JS, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        r = seen[model]
+        assert r["text"] == "This is a fake" and r["outputTokens"] == 4
+        assert r["types"][0] == "response.created" and r["types"][-1] == "response.completed"
+        assert r["streamText"] == "This is a fake reply"
+        assert r["call"] == {"type": "function_call", "name": "get_weather",
+                             "args": {"location": "Paris"}}
+        assert r["afterTool"].startswith("This is a fake reply")
+    assert seen["continued"].startswith("Continuing:") and seen["continuedOn"] == "gpt-4o"
+    assert (seen["unknownStatus"], seen["unknownCode"]) == (400, "previous_response_not_found")

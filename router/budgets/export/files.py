@@ -39,7 +39,8 @@ STATE = "_export.json"
 FILE = "ledger.jsonl"
 
 _FIELDS = ("request_id", "time", "key_alias", "user", "team", "model", "task", "prompt_tokens",
-           "completion_tokens", "estimated_micro", "actual_micro", "reference_micro", "status")
+           "completion_tokens", "estimated_micro", "actual_micro", "reference_micro", "status",
+           "api")
 
 
 def day_of(t: float) -> str:
@@ -60,7 +61,7 @@ def decode(line: bytes) -> LedgerRow | None:
         return None
     try:
         obj = orjson.loads(line)
-        return LedgerRow(**{f: obj[f] for f in _FIELDS})
+        return LedgerRow(**{f: obj[f] for f in _FIELDS if f in obj})  # (api: newer lines)
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
 

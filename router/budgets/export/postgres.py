@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Report field -> column.
 COLUMNS: Mapping[str, str] = {"team": "team", "user": "user_name", "key": "key_alias",
-                              "model": "model", "task": "task", "status": "status"}  # fmt: skip
+                              "model": "model", "task": "task", "status": "status",
+                              "api": "api"}  # fmt: skip
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t} (
@@ -44,10 +45,13 @@ CREATE TABLE IF NOT EXISTS {t} (
     actual_micro bigint NOT NULL,
     reference_micro bigint NOT NULL,
     status text NOT NULL,
+    api text NOT NULL DEFAULT 'chat',
     source_id text NOT NULL,
     export_seq bigint GENERATED ALWAYS AS IDENTITY,
     exported_at timestamptz NOT NULL DEFAULT now()
 );
+-- tables created before the api column (the API a request came in by) get it
+ALTER TABLE {t} ADD COLUMN IF NOT EXISTS api text NOT NULL DEFAULT 'chat';
 CREATE INDEX IF NOT EXISTS {n}_ts ON {t} (ts);
 CREATE INDEX IF NOT EXISTS {n}_team_ts ON {t} (team, ts);
 CREATE INDEX IF NOT EXISTS {n}_key_ts ON {t} (key_alias, ts);
@@ -58,10 +62,10 @@ CREATE INDEX IF NOT EXISTS {n}_model_ts ON {t} (model, ts);
 _INSERT = """
 INSERT INTO {t} (request_id, ts, key_alias, user_name, team, model, task, prompt_tokens,
                  completion_tokens, estimated_micro, actual_micro, reference_micro, status,
-                 source_id)
+                 api, source_id)
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
                      %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-                     %s::bigint[], %s::bigint[], %s::text[], %s::text[])
+                     %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[])
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -137,13 +141,13 @@ class PostgresArchive(Archive):
     async def write(self, source: str, entries: Sequence[Entry]) -> int:
         if not entries:
             return 0
-        cols: list[list[Any]] = [[] for _ in range(14)]
+        cols: list[list[Any]] = [[] for _ in range(15)]
         for e in entries:
             r = e.row
             for i, v in enumerate((r.request_id, _ts(r.time), r.key_alias, r.user, r.team,
                                    r.model, r.task, r.prompt_tokens, r.completion_tokens,
                                    r.estimated_micro, r.actual_micro, r.reference_micro,
-                                   r.status, e.id)):
+                                   r.status, r.api, e.id)):
                 cols[i].append(v)
         async with self._locks["write"]:
             conn = await self._conn("write")

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS ledger_days (
 
 _COLS = (
     "rowid, request_id, time, key_alias, user, team, model, task, prompt_tokens, "
-    "completion_tokens, estimated_micro, actual_micro, reference_micro, status"
+    "completion_tokens, estimated_micro, actual_micro, reference_micro, status, api"
 )
 #: Rows deleted per trim transaction (a few ms: the gateway's settles wait meanwhile).
 TRIM_CHUNK = 2000
@@ -50,7 +50,7 @@ def _row(r: Sequence[Any]) -> LedgerRow:
     return LedgerRow(
         request_id=r[1], time=r[2], key_alias=r[3], user=r[4], team=r[5], model=r[6], task=r[7],
         prompt_tokens=r[8], completion_tokens=r[9], estimated_micro=r[10], actual_micro=r[11],
-        reference_micro=r[12], status=r[13],
+        reference_micro=r[12], status=r[13], api=r[14],
     )  # fmt: skip
 
 
