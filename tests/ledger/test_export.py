@@ -83,13 +83,13 @@ BUDGETS = [BudgetSpec(Scope.TEAM, "search", Period.MONTHLY, 10**12),
 
 
 async def settle(store: BudgetStore, rid: str, t: float, cost: int, team: str = "search",
-                 key: str = "k1") -> None:  # fmt: skip
+                 key: str = "k1", api: str = "chat") -> None:  # fmt: skip
     budgets = BUDGETS if team == "search" else [BUDGETS[1]]
     r = await store.reserve(rid, budgets, cost, now=t)
     await store.settle(r, cost, LedgerRow(rid, "gpt-4o-mini", key_alias=key, user="u", team=team,
                                           task="expression", prompt_tokens=10,
                                           completion_tokens=5, estimated_micro=cost,
-                                          reference_micro=3 * cost), now=t)
+                                          reference_micro=3 * cost, api=api), now=t)
 
 
 async def test_rows_move_once_in_order_and_only_exported_old_rows_are_trimmed(make: Any) -> None:
@@ -128,7 +128,8 @@ async def test_reports_and_check_read_the_archive_beyond_the_hot_window(make: An
         team = "search" if i % 3 else "ads"
         rows.append((f"q{i}", t, 1000 + i, team))
     for rid, t, cost, team in rows:
-        await settle(s.store, rid, t, cost, team=team, key=f"k{len(rid) % 2}")
+        await settle(s.store, rid, t, cost, team=team, key=f"k{len(rid) % 2}",
+                     api="messages" if rid.endswith("5") else "chat")
     await s.svc.exporter.export_once()
     assert await s.svc.exporter.trim_once() > 0
     # some rows are not exported yet when the report runs: they come from the hot store
@@ -146,6 +147,10 @@ async def test_reports_and_check_read_the_archive_beyond_the_hot_window(make: An
     assert by_team == {"search": expected(0, 1e11, "search"), "ads": expected(0, 1e11, "ads")}
     assert report["total"]["requests"] == len(rows)
     assert report["total"]["savings_micro"] == 2 * expected(0, 1e11)
+    # the API a request came in by survives the export
+    by_api = {r["group"]["api"]: r["requests"]
+              for r in (await spend_report(s.store, rng, ["api"], {}))["data"]}
+    assert by_api == {"messages": 12, "chat": len(rows) - 12}
     # a range entirely before the hot window: the archive (and the unexported rows)
     t0, t1 = now - 55 * DAY, now - 20 * DAY
     rng = ReportRange(t0, t1, None, ((None, t0, t1),))
