@@ -160,21 +160,28 @@ def _text(out: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in out.items() if k != "object")
 
 
-def run(args: argparse.Namespace) -> int:
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """Errors that mean a store or the archive cannot be reached or refused the work."""
+    from redis.exceptions import RedisError
+
     from router.budgets import StoreUnavailable
 
+    errors: tuple[type[BaseException], ...] = (StoreUnavailable, OSError, ValueError, RedisError)
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed: no PostgreSQL target either
+        return errors
+    return (*errors, psycopg.Error)
+
+
+def run(args: argparse.Namespace) -> int:
     store_cfg = _load(args)
     try:
         if args.action == "export":
             code, out = asyncio.run(_export(args, store_cfg))
         else:
             code, out = 0, asyncio.run(_status(args, store_cfg))
-    except (StoreUnavailable, OSError, ValueError) as exc:
-        print(f"router ledger: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the archive or Redis unreachable: say which, no traceback
-        if type(exc).__module__.split(".")[0] not in ("psycopg", "redis"):
-            raise
+    except _unreachable() as exc:  # Redis, PostgreSQL, the files: say which, no traceback
         print(f"router ledger: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     if out:

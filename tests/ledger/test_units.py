@@ -305,3 +305,27 @@ async def test_a_batch_a_dead_exporter_left_pending_is_exported_by_the_running_o
     assert await running.trim_once() == 24  # the rest, but the stream's last entry
     await archive.close()
     await store.close()
+
+
+def test_router_ledger_says_what_cannot_be_reached(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support import REPO, free_port
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"store:\n  url: redis://127.0.0.1:{free_port()}/0\n  ledger:\n"
+                   f"    export: postgres\n    url: postgresql://x@127.0.0.1:{free_port()}/db\n"
+                   "policy: null\nmodels: {}\n")
+    for action in ("status", "export"):
+        res = subprocess.run([sys.executable, "-m", "router", "ledger", action, "--config",
+                              str(cfg)], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.startswith("router ledger: ConnectionError") and "Traceback" not in \
+            res.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("store:\n  ledger:\n    export: postgres\nmodels: {}\n")
+    res = subprocess.run([sys.executable, "-m", "router", "ledger", "export", "--config",
+                          str(bad)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "bad.yaml:2: store.ledger: export: postgres needs url" in \
+        res.stderr
