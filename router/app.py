@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import __version__, observe
 from router.admin import admin_router
+from router.budgets.export.service import LedgerService
 from router.config import Config, CorsConfig, load_config
 from router.decide import VIRTUAL_MODELS
 from router.errors import (
@@ -212,6 +213,10 @@ def create_app(
         if state.dynamic_keys is not None:
             await state.dynamic_keys.start()
         gauges = asyncio.get_running_loop().create_task(_publish_budgets_forever(state))
+        # The spend ledger's exporter (one elected per fleet) and its archive for reports.
+        ledger = LedgerService.open(state.store, cfg.store)
+        if ledger is not None:
+            ledger.start()
         state.ready = True
         log.info("federated-router %s ready: %d models from %s", __version__, len(cfg.models),
                  cfg.source)
@@ -220,6 +225,8 @@ def create_app(
         finally:
             state.ready = False
             gauges.cancel()
+            if ledger is not None:
+                await ledger.aclose()
             await state.aclose()
 
     app = FastAPI(

@@ -207,6 +207,74 @@ class ServerConfig(_Strict):
     cors: CorsConfig | None = None
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"45s"``, ``"30m"``, ``"36h"``, ``"7d"`` or ``"2w"`` (>= 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError(f"cannot parse {value!r}: use seconds or e.g. 30m, 36h, 7d, 2w")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"must be a duration >= 0, got {value!r}")
+    return seconds
+
+
+class LedgerConfig(_Strict):
+    """``store.ledger``: how long ledger rows stay in the hot store (the SQLite file, the Redis
+    Stream) and where they go before they are trimmed (docs/budgets.md, "Ledger retention")."""
+
+    #: Exported rows younger than this stay in the hot store (reports over them need nothing
+    #: else); older ones are trimmed once the export target has them. A duration (``36h``,
+    #: ``7d``) or seconds. Default: 35 days on SQLite (this month stays local), 1 day on Redis
+    #: (~155 bytes a request of Redis memory).
+    retain_hot: Annotated[float | None, BeforeValidator(
+        lambda v: None if v is None else parse_duration(v))] = None
+    #: Where rows go: ``files`` (append-only JSONL, one directory per UTC day), ``postgres``
+    #: (one table), or ``none`` (rows older than retain_hot are deleted, not kept anywhere).
+    export: Literal["files", "postgres", "none"] = "files"
+    #: postgres: ``postgresql://user:${PASSWORD}@host:5432/db``. files: a directory (default:
+    #: ``ledger`` beside the SQLite file; ``./router-data/ledger`` for Redis).
+    url: str | None = None
+    #: PostgreSQL table (created if missing), optionally schema-qualified.
+    table: str = Field("router_ledger",
+                       pattern=r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
+    #: Run the exporter inside the gateway (one replica of a fleet is elected to). Off: run
+    #: ``router ledger export`` yourself (a CronJob, a sidecar); the gateway still reads the
+    #: target for reports.
+    in_gateway: bool = True
+    #: How often the exporter looks for new rows (and trims).
+    interval_s: float = Field(2.0, gt=0, le=3600)
+    #: Rows per export transaction.
+    batch: int = Field(1000, ge=1, le=100_000)
+
+    @field_validator("url")
+    @classmethod
+    def _target(cls, v: str | None, info: ValidationInfo) -> str | None:
+        export = info.data.get("export")  # declared above: validated first
+        if export == "postgres" and v is not None and not v.startswith(
+                ("postgresql://", "postgres://")):
+            raise ValueError("export: postgres takes a postgresql://user:password@host/db url")
+        if export == "files" and v is not None and "://" in v and not v.startswith("file://"):
+            raise ValueError("export: files takes a directory")
+        if export == "none" and v is not None:
+            raise ValueError("export: none takes no url")
+        return v
+
+    @model_validator(mode="after")
+    def _url_given(self) -> LedgerConfig:
+        if self.export == "postgres" and self.url is None:
+            raise ValueError("export: postgres needs url: postgresql://user:password@host/db")
+        return self
+
+
 class StoreConfig(_Strict):
     url: str = "sqlite:///./router-data/router.db"
     #: IANA zone the daily/weekly/monthly budget windows follow.
@@ -233,6 +301,8 @@ class StoreConfig(_Strict):
     lease_ttl_s: float | None = Field(None, ge=1)
     #: Redis fail_mode open: where the outage journal lives (default: next to nothing, memory).
     journal_path: str | None = None
+    #: Ledger retention and export (see LedgerConfig).
+    ledger: LedgerConfig = LedgerConfig()
 
     @field_validator("url")
     @classmethod

@@ -13,6 +13,11 @@ byte-identical from one run to the next).
 Money is counted in integer micro-dollars; every money query divides by 1e6 and the panels show
 USD. Template variables: ``$datasource``, and ``$team``, ``$key``, ``$model`` (cost) or ``$job``,
 ``$instance``, ``$route``, ``$model`` (health); "All" is the regex ``.*``.
+
+"Spend ledger" reads the PostgreSQL table the ledger exporter writes (router/budgets/export/
+postgres.py; its columns are checked against the table's DDL here), for months of history:
+``$ledger`` (a PostgreSQL data source), ``$table``, ``$bucket`` (day, week, month), ``$team``,
+``$user``, ``$key``, ``$model`` (multi-value lists; "All" is every value).
 """
 
 from __future__ import annotations
@@ -31,10 +36,14 @@ sys.path.insert(0, str(REPO))
 from grafana_foundation_sdk.builders import bargauge, piechart, prometheus, stat, table, timeseries  # noqa: E402
 from grafana_foundation_sdk.builders import common as cb  # noqa: E402
 from grafana_foundation_sdk.builders import dashboard as db  # noqa: E402
+from grafana_foundation_sdk.cog import builder as cogbuilder  # noqa: E402
+from grafana_foundation_sdk.cog import variants as cogvariants  # noqa: E402
 from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
+from grafana_foundation_sdk.cog.runtime import UnknownDataquery  # noqa: E402
 from grafana_foundation_sdk.models import common as cm  # noqa: E402
 from grafana_foundation_sdk.models import dashboard as dm  # noqa: E402
 
+from router.budgets.export.postgres import COLUMNS, SCHEMA  # noqa: E402
 from router.metrics import Metrics  # noqa: E402
 
 M = Metrics()
@@ -125,20 +134,21 @@ def per_budget(collector: Any, agg: str = "max") -> str:
 class Panels:
     """Collects the rows and panels of one dashboard, numbering panels and queries."""
 
-    def __init__(self, dashboard: db.Dashboard) -> None:
+    def __init__(self, dashboard: db.Dashboard, ds: dm.DataSourceRef | None = None) -> None:
         self.dashboard = dashboard
+        self.ds = ds or DS
         self.next_id = 1
 
     def row(self, title: str) -> None:
         self.dashboard.with_row(db.Row(title).id(self._id()))
 
-    def add(self, panel: Any, *queries: prometheus.Dataquery, w: int = 8, h: int = 8,
+    def add(self, panel: Any, *queries: Any, w: int = 8, h: int = 8,
             description: str = "") -> None:
-        panel.id(self._id()).datasource(DS).span(w).height(h)
+        panel.id(self._id()).datasource(self.ds).span(w).height(h)
         if description:
             panel.description(description)
         for i, q in enumerate(queries):
-            panel.with_target(q.ref_id(chr(ord("A") + i)).datasource(DS))
+            panel.with_target(q.ref_id(chr(ord("A") + i)).datasource(self.ds))
         self.dashboard.with_panel(panel)
 
     def _id(self) -> int:
@@ -216,6 +226,89 @@ def base_dashboard(title: str, uid: str, description: str) -> db.Dashboard:
             .timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR)
             .with_variable(db.DatasourceVariable("datasource").label("Data source")
                            .type("prometheus")))
+
+
+# ----------------------------------------------------------------------------- SQL helpers
+
+PG_TYPE = "grafana-postgresql-datasource"
+PG = dm.DataSourceRef(type_val=PG_TYPE, uid="${ledger}")
+#: The ledger table's columns, read from the DDL the exporter runs: a renamed column breaks
+#: this script (and tests/ledger/test_dashboard.py runs every query on a real PostgreSQL).
+TABLE_COLUMNS = frozenset(line.split()[0] for line in SCHEMA.splitlines()
+                          if line.startswith("    ") and not line.strip().startswith(")"))
+
+
+def col(name: str) -> str:
+    """A column of the ledger table, checked."""
+    if name not in TABLE_COLUMNS:
+        raise KeyError(f"the ledger table has no column {name!r} (has {sorted(TABLE_COLUMNS)})")
+    return name
+
+
+class Sql(cogbuilder.Builder[cogvariants.Dataquery]):
+    """A raw SQL target of Grafana's PostgreSQL data source (the SDK ships no builder for it;
+    this one gives the JSON the data source's query editor saves in code mode)."""
+
+    def __init__(self, sql: str, fmt: str = "table") -> None:
+        self.sql = " ".join(sql.split())
+        self.fmt = fmt
+        self._ref = "A"
+        self._ds = PG
+
+    def ref_id(self, ref: str) -> Sql:
+        self._ref = ref
+        return self
+
+    def datasource(self, ds: dm.DataSourceRef) -> Sql:
+        self._ds = ds
+        return self
+
+    def build(self) -> cogvariants.Dataquery:
+        return UnknownDataquery({"refId": self._ref, "datasource": self._ds.to_json(),
+                                 "editorMode": "code", "format": self.fmt, "rawQuery": True,
+                                 "rawSql": self.sql})
+
+
+#: Each filter variable: the expression it filters (a missing key or user reads as '-').
+LEDGER_FILTERS = {"team": col(COLUMNS["team"]),
+                  "user": f"coalesce({col(COLUMNS['user'])}, '-')",
+                  "key": f"coalesce({col(COLUMNS['key'])}, '-')",
+                  "model": col(COLUMNS["model"])}  # fmt: skip
+WHERE = (f"$__timeFilter({col('ts')}) AND "
+         + " AND ".join(f"{expr} IN (${name})" for name, expr in LEDGER_FILTERS.items()))
+SPEND = f"sum({col('actual_micro')}) / 1e6"
+REFERENCE = f"sum({col('reference_micro')}) / 1e6"
+SAVED = f"sum({col('reference_micro')} - {col('actual_micro')}) / 1e6"
+
+
+def sql_variable(name: str, label: str, expr: str) -> db.QueryVariable:
+    return (db.QueryVariable(name).label(label).datasource(PG)
+            .query(f"SELECT DISTINCT {expr} FROM $table WHERE $__timeFilter({col('ts')}) "
+                   "ORDER BY 1")
+            .multi(True).include_all(True)
+            .current(dm.VariableOption(selected=True, text="All", value="$__all"))
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC))
+
+
+def over_time(group: str, value: str = SPEND) -> Sql:
+    """One series per ``group`` value, bucketed by ``$bucket``."""
+    return Sql(f"SELECT date_trunc('$bucket', {col('ts')}) AS time, {group} AS metric, "
+               f"{value} AS value FROM $table WHERE {WHERE} GROUP BY 1, 2 ORDER BY 1, 2",
+               "time_series")
+
+
+def top(group: str, label: str, limit: int = 20) -> Sql:
+    return Sql(f"SELECT {group} AS \"{label}\", count(*) AS \"Requests\", "
+               f"{SPEND} AS \"Spend\", {REFERENCE} AS \"Reference cost\", "
+               f"{SAVED} AS \"Savings\" FROM $table WHERE {WHERE} "
+               f"GROUP BY 1 ORDER BY \"Spend\" DESC LIMIT {limit}")
+
+
+def money_table(title: str) -> table.Panel:
+    """A table whose money columns show USD (Requests stays a count)."""
+    return (table.Panel().title(title).unit("currencyUSD")
+            .with_override(dm.MatcherConfig(id_val="byName", options="Requests"),
+                           [dm.DynamicConfigValue(id_val="unit", value="short")]))
 
 
 # ----------------------------------------------------------------------------- LLM cost
@@ -480,9 +573,88 @@ def gateway_health() -> db.Dashboard:
     return d
 
 
+# ----------------------------------------------------------------------------- spend ledger
+
+LEDGER_HELP = ("Months of spend from the ledger's archive in PostgreSQL (table router_ledger, "
+               "written by the gateway's elected exporter, a few seconds behind): every "
+               "request once, in integer micro-dollars, shown in USD. Savings = what the same "
+               "requests would have cost on the policy's reference model, minus what they cost.")
+
+
+def spend_ledger() -> db.Dashboard:
+    d = (db.Dashboard("Spend ledger").uid("router-spend-ledger").description(LEDGER_HELP)
+         .tags(["federated-router", "llm", "finance"]).editable().refresh("5m")
+         .time("now-90d", "now").timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR)
+         .with_variable(db.DatasourceVariable("ledger").label("Ledger database").type(PG_TYPE))
+         .with_variable(db.ConstantVariable("table").value("router_ledger")
+                        .description("store.ledger.table of the gateway's config"))
+         .with_variable(db.CustomVariable("bucket").label("Bucket").values("day,week,month")
+                        .current(dm.VariableOption(selected=True, text="month",
+                                                   value="month"))))
+    for name, label in (("team", "Team"), ("user", "User"), ("key", "Key"), ("model", "Model")):
+        d.with_variable(sql_variable(name, label, LEDGER_FILTERS[name]))
+    p = Panels(d, PG)
+
+    p.row("Over the selected range")
+    for title, expr, unit, colours in (
+            ("Spend", SPEND, "currencyUSD", None),
+            ("Cost on the reference model", REFERENCE, "currencyUSD", None),
+            ("Savings", SAVED, "currencyUSD", steps((None, "red"), (0, "green"))),
+            ("Savings rate", f"1 - sum({col('actual_micro')})::float8 / "
+                             f"nullif(sum({col('reference_micro')}), 0)", "percentunit",
+             steps((None, "red"), (0, "green"))),
+            ("Requests", "count(*)", "short", None),
+            ("Cost per request", f"{SPEND} / nullif(count(*), 0)", "currencyUSD", None)):
+        decimals = 6 if title == "Cost per request" else (0 if unit == "short" else 2)
+        if unit == "percentunit":
+            decimals = 1
+        p.add(big(title, unit, decimals, colours),
+              Sql(f"SELECT {expr} AS value FROM $table WHERE {WHERE}"), w=4, h=5)
+
+    p.row("Spend per $bucket")
+    for group, title in (("team", "Spend by team"), ("model", "Spend by model"),
+                         ("key", "Spend by key"), ("user", "Spend by user")):
+        p.add(ts(title, "currencyUSD", stacked=True, bars=True),
+              over_time(LEDGER_FILTERS[group]), w=12,
+              description=f"USD per {'$bucket'}, stacked by {group}.")
+    p.add(ts("Actual vs reference-model cost", "currencyUSD"),
+          Sql(f"SELECT date_trunc('$bucket', {col('ts')}) AS time, {SPEND} AS \"actual\", "
+              f"{REFERENCE} AS \"reference model\" FROM $table WHERE {WHERE} "
+              "GROUP BY 1 ORDER BY 1", "time_series"), w=12,
+          description="USD per $bucket; the gap is what routing saved.")
+    p.add(ts("Savings by team", "currencyUSD", stacked=True, bars=True),
+          over_time(LEDGER_FILTERS["team"], SAVED), w=12,
+          description="USD per $bucket saved against the reference model.")
+
+    p.row("Top spenders over the selected range")
+    p.add(money_table("Top keys"), top(LEDGER_FILTERS["key"], "Key"), w=8, h=10)
+    p.add(money_table("Top users"), top(LEDGER_FILTERS["user"], "User"), w=8, h=10)
+    p.add(money_table("Top teams"), top(LEDGER_FILTERS["team"], "Team"), w=8, h=10)
+    p.add(bars("Spend by model", "currencyUSD"),
+          Sql(f"SELECT {col('model')} AS metric, {SPEND} AS value FROM $table WHERE {WHERE} "
+              "GROUP BY 1 ORDER BY 2 DESC"), w=12, h=8)
+    p.add(bars("Savings by model", "currencyUSD", steps((None, "red"), (0, "green"))),
+          Sql(f"SELECT {col('model')} AS metric, {SAVED} AS value FROM $table WHERE {WHERE} "
+              "GROUP BY 1 ORDER BY 2 DESC"), w=12, h=8)
+
+    p.row("By month")
+    p.add(money_table("Spend by month, team and model"),
+          Sql(f"SELECT to_char(date_trunc('month', {col('ts')}), 'YYYY-MM') AS \"Month\", "
+              f"{col('team')} AS \"Team\", {col('model')} AS \"Model\", "
+              f"count(*) AS \"Requests\", {SPEND} AS \"Spend\", {SAVED} AS \"Savings\" "
+              f"FROM $table WHERE {WHERE} GROUP BY 1, 2, 3 ORDER BY 1 DESC, 5 DESC"),
+          w=24, h=10)
+    p.add(ts("Tokens per $bucket by model", "short", stacked=True, bars=True),
+          over_time(f"{col('model')} || ' prompt'", f"sum({col('prompt_tokens')})"),
+          over_time(f"{col('model')} || ' completion'", f"sum({col('completion_tokens')})"),
+          w=24)
+    return d
+
+
 # ----------------------------------------------------------------------------- output
 
-DASHBOARDS = {"llm-cost.json": llm_cost, "gateway-health.json": gateway_health}
+DASHBOARDS = {"llm-cost.json": llm_cost, "gateway-health.json": gateway_health,
+              "spend-ledger.json": spend_ledger}
 
 
 def render() -> dict[Path, str]:

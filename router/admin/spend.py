@@ -7,12 +7,14 @@ Shared by ``GET /admin/spend`` and ``router spend`` (so both print the same numb
   store's time zone; with them, a ``period`` other than ``total`` splits the range into that
   period's calendar windows (one group of rows per day, week or month).
 * :func:`spend_report` runs :meth:`BudgetStore.ledger_query` once per window: money stays in
-  integer µ$ (the USD fields are µ$ / 1e6, for display).
+  integer µ$ (the USD fields are µ$ / 1e6, for display). With the ledger exported
+  (``store.ledger``), :class:`router.budgets.export.History` answers instead: the store for the
+  periods it still holds, the archive plus the store's unexported rows for older ones.
 * :func:`spend_check` compares, for every budget counter of the current windows (and ``total``),
   the counter's settled µ$ with the sum of the ledger rows of that window and scope. The store
   writes both in one transaction (one Lua script on Redis), so they are equal unless a budget
   was added in the middle of its window (its counter then starts later than the ledger), or the
-  ledger was trimmed (``RedisStore.trim_ledger``: only windows before the trim differ).
+  ledger was trimmed without an archive (``export: none``: windows before the trim differ).
 """
 
 from __future__ import annotations
@@ -174,10 +176,11 @@ async def spend_report(
     """The report as JSON-ready data: ``data`` (one row per window and group, largest spend
     first within a window) and ``total``."""
     tz = store.calendar.tz
+    ledger = store.history or store  # with an archive: the rows trimmed from the store too
     data: list[dict[str, Any]] = []
     sums = [0] * 6
     for label, t0, t1 in rng.windows:
-        for row in await store.ledger_query(t0, t1, list(group_by), dict(filters) or None):
+        for row in await ledger.ledger_query(t0, t1, list(group_by), dict(filters) or None):
             data.append(_row_json(label, row))
             for i, v in enumerate((row.requests, row.prompt_tokens, row.completion_tokens,
                                    row.estimated_micro, row.actual_micro, row.reference_micro)):
@@ -194,6 +197,7 @@ async def spend_report(
 async def spend_check(store: BudgetStore, keys: KeyStore, now: float) -> dict[str, Any]:
     """Every budget counter of the current windows (and ``total``) against its ledger sum."""
     current = {p: window_of(p, now, store.calendar.tz) for p in Period}
+    ledger = store.history or store  # windows older than the hot store: its archive too
     by_id = {(p.value, w.id) for p, w in current.items()}
     counters = [c for c in await keys.budget_counters({w.id for w in current.values()})
                 if (c.period, c.window) in by_id and c.scope in SCOPE_FIELD]  # fmt: skip
@@ -206,7 +210,7 @@ async def spend_check(store: BudgetStore, keys: KeyStore, now: float) -> dict[st
         t0 = max(0.0, w.start)
         t1 = w.reset_at if w.reset_at is not None else END_OF_TIME
         field = SCOPE_FIELD[c.scope]
-        rows = await store.ledger_query(t0, t1, [field] if field else [])
+        rows = await ledger.ledger_query(t0, t1, [field] if field else [])
         sums[k] = {(r.group.get(field) if field else None): r.actual_micro for r in rows}
     out = [_check_row(c, sums[(c.period, c.scope)], current[Period(c.period)], store)
            for c in sorted(counters, key=lambda c: (c.budget, c.window))]  # fmt: skip

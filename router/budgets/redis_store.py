@@ -8,7 +8,8 @@ done). Counters and ledger change in the same script, so they always agree. Scri
 Why the ledger is a Redis Stream: it is the only place a row can be written in the same atomic
 step as the counters it explains, without a second store and a two-phase commit; entries are
 ordered by time, so a report from ``since`` scans only from there. Its cost is memory (about
-300 bytes a row); docs/budgets.md says how to size it and what an exporter would add.
+155 bytes a row, plus a ~100 byte tombstone per request for ``settle_dedup_s``): the exporter
+(router/budgets/export) moves rows to an archive and trims the stream (docs/budgets.md).
 
 Outages: admission (``reserve``, ``check_rate``, ``budget_status``) raises
 :class:`StoreUnavailable` with ``fail_mode="closed"``, or serves from the replica's
@@ -187,6 +188,16 @@ class RedisStore(BudgetStore):
             fail_mode=fail_mode,
         )
         self._closed = False
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The Redis client (the ledger exporter reads the stream with it)."""
+        return self._r
+
+    @property
+    def key_prefix(self) -> str:
+        """``{prefix}``: the hash tag every key starts with."""
+        return self._p
 
     # -- keys and availability -------------------------------------------------------------------
 
@@ -592,10 +603,13 @@ class RedisStore(BudgetStore):
             start = "(" + batch[-1][0].decode()
 
     async def trim_ledger(self, before: float) -> int:
-        """Delete ledger entries older than ``before`` (retention; export them first). Budget
+        """Delete ledger entries older than ``before`` whether exported or not (``export:
+        none``; the exporter trims only what its archive has), keeping the last entry. Budget
         counters are not touched, so afterwards only windows after ``before`` still equal
         their ledger sums. Returns how many entries were deleted."""
-        return int(await self._r.xtrim(self._ledger, minid=f"{math.floor(before * 1000)}-0"))
+        from router.budgets.export.redis_hot import RedisHotLedger
+
+        return await RedisHotLedger(self._r, self._p).trim(before, exported_only=False)
 
     async def close(self) -> None:
         if self._closed:

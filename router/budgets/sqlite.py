@@ -27,7 +27,7 @@ from typing import Any
 
 from router.budgets.errors import RateLimited
 from router.budgets.rules import check_fields, choose_amount, gcra
-from router.budgets.seed import SCOPE_COLUMN
+from router.budgets.seed import SCOPE_COLUMN, aggregate_field, window_days
 from router.budgets.spec import (
     GROUP_FIELDS,
     BudgetSpec,
@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     api TEXT NOT NULL DEFAULT 'chat');
 CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time);
 CREATE TABLE IF NOT EXISTS rate (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID;
+-- µ$ of ledger rows trimmed after export, by local day and scope (router/budgets/export).
+CREATE TABLE IF NOT EXISTS ledger_days (
+    day TEXT NOT NULL, field TEXT NOT NULL, micro INTEGER NOT NULL,
+    PRIMARY KEY (day, field)) WITHOUT ROWID;
 """
 
 _LEDGER_COLS = (
@@ -173,8 +177,8 @@ class SqliteStore(BudgetStore):
                 c.execute("DELETE FROM reservations WHERE request_id = ?", (rid,))
         return freed
 
-    @staticmethod
     def _counters(
+        self,
         c: sqlite3.Cursor,
         counters: Sequence[CounterRef],
         budgets: Sequence[BudgetSpec],
@@ -198,12 +202,11 @@ class SqliteStore(BudgetStore):
         for ref, b, w in zip(counters, budgets, windows, strict=True):
             v = found.get(ref)
             if v is None:
-                v = (SqliteStore._seed(c, ref, b, w), 0)
+                v = (self._seed(c, ref, b, w), 0)
             out.append(v)
         return out
 
-    @staticmethod
-    def _seed(c: sqlite3.Cursor, ref: CounterRef, budget: BudgetSpec, window: Window) -> int:
+    def _seed(self, c: sqlite3.Cursor, ref: CounterRef, budget: BudgetSpec, window: Window) -> int:
         """Create the counter ``ref`` with the ledger's spend of its scope in its window, if
         the budget is new; a budget with counters of earlier windows starts a new window at 0
         (see router/budgets/seed.py)."""
@@ -221,9 +224,22 @@ class SqliteStore(BudgetStore):
             sql += f" AND {column} = ?"
             args.append(budget.scope_id)
         (spent,) = c.execute(sql, args).fetchone()
+        spent += self._trimmed(c, budget, window)
         c.execute("INSERT INTO counters (budget, win, spent, reserved) VALUES (?, ?, ?, 0)",
                   (*ref, spent))  # fmt: skip
         return int(spent)
+
+    def _trimmed(self, c: sqlite3.Cursor, budget: BudgetSpec, window: Window) -> int:
+        """µ$ of the scope's ledger rows in ``window`` that were trimmed after export (their
+        day sums; windows are whole local days)."""
+        sql = "SELECT COALESCE(SUM(micro), 0) FROM ledger_days WHERE field = ?"
+        args: list[Any] = [aggregate_field(budget)]
+        if window.reset_at is not None:
+            days = window_days(window, self.calendar.tz)
+            sql += " AND day >= ? AND day <= ?"
+            args += [days[0], days[-1]]
+        (trimmed,) = c.execute(sql, args).fetchone()
+        return int(trimmed)
 
     @staticmethod
     def _consume_rate(

@@ -16,6 +16,7 @@ import abc
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from router.budgets.rules import aggregate, check_fields
 from router.budgets.spec import (
@@ -30,6 +31,9 @@ from router.budgets.spec import (
     SpendRow,
     Window,
 )
+
+if TYPE_CHECKING:
+    from router.budgets.export.reader import History
 
 
 def _now(now: float | None) -> float:
@@ -70,6 +74,9 @@ class BudgetStore(abc.ABC):
             raise ValueError("reservation_ttl_s must be > 0")
         self.calendar = Calendar(timezone)
         self.reservation_ttl_s = float(reservation_ttl_s)
+        #: The whole ledger, archive included, when rows are exported (set by
+        #: router.budgets.export.service): reports over trimmed periods read it.
+        self.history: History | None = None
 
     @property
     def timezone(self) -> str:

@@ -10,7 +10,9 @@
     router spend --check                           # counters vs ledger; exit 1 if any differ
 
 It opens the store of ``config.yaml`` (``store.url``) itself, without a running gateway, and only
-reads: a SQLite file that does not exist is an error, never created. Windows follow the store's
+reads: a SQLite file that does not exist is an error, never created. Periods older than what
+the store keeps (``store.ledger.retain_hot``) are read from the ledger's archive (PostgreSQL or
+the JSONL files ``store.ledger`` names), so a report over a year works. Windows follow the store's
 time zone (``store.timezone`` in the config, else UTC; ``--timezone`` overrides), which must be
 the gateway's for "this month" and ``--check`` to mean the same windows.
 """
@@ -56,14 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _store_settings(args: argparse.Namespace) -> tuple[str, str, str]:
-    """(url, timezone, redis prefix) from the flags and the config."""
+def _store_settings(args: argparse.Namespace) -> tuple[str, str, str, Any]:
+    """(url, timezone, redis prefix, the config's store section or None) from the flags and
+    the config."""
     from router.config import ConfigError, default_config_path, load_config
 
     store_cfg: Any = None
-    if args.store_url is None or args.timezone is None:
+    path = args.config if args.config is not None else default_config_path()
+    if args.store_url is None or args.timezone is None or path.exists():
         try:
-            cfg = load_config(args.config if args.config is not None else default_config_path())
+            cfg = load_config(path)
         except ConfigError as exc:
             raise UsageError("\n".join(exc.problems)) from None
         except OSError as exc:
@@ -72,10 +76,13 @@ def _store_settings(args: argparse.Namespace) -> tuple[str, str, str]:
     url = args.store_url or store_cfg.url
     tz = args.timezone or getattr(store_cfg, "timezone", None) or "UTC"
     prefix = args.prefix or getattr(store_cfg, "prefix", None) or "router"
-    return url, tz, prefix
+    if store_cfg is not None and store_cfg.url != url:
+        store_cfg = store_cfg.model_copy(update={"url": url})
+    return url, tz, prefix, store_cfg
 
 
-async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str) -> tuple[int, str]:
+async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str,
+                  store_cfg: Any) -> tuple[int, str]:
     from router.admin.spend import (
         format_check,
         format_report,
@@ -86,6 +93,7 @@ async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str) -> t
         spend_report,
     )
     from router.budgets import open_store
+    from router.budgets.export.service import LedgerService
     from router.budgets.factory import sqlite_path
     from router.budgets.keys import open_key_store
 
@@ -96,6 +104,8 @@ async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str) -> t
             raise UsageError(f"no budget store at {path}: nothing has been recorded there")
     options: dict[str, Any] = {} if sqlite else {"prefix": prefix}
     store = open_store(url, timezone=tz, **options)
+    # the ledger's archive (store.ledger), for periods the store itself no longer holds
+    ledger = LedgerService.open(store, store_cfg) if store_cfg is not None else None
     try:
         if args.check:
             keys = open_key_store(url, prefix=prefix, read_only=True)
@@ -111,6 +121,8 @@ async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str) -> t
                                     parse_filters({f: getattr(args, f) for f in _FILTERS}))
         return 0, json.dumps(report, indent=2) if args.json else format_report(report)
     finally:
+        if ledger is not None:
+            await ledger.aclose()
         await store.close()
 
 
@@ -118,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
     from router.admin.spend import ReportError
     from router.budgets import StoreUnavailable
 
-    url, tz, prefix = _store_settings(args)
+    url, tz, prefix, store_cfg = _store_settings(args)
     try:
-        code, text = asyncio.run(_report(args, url, tz, prefix))
+        code, text = asyncio.run(_report(args, url, tz, prefix, store_cfg))
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     except (StoreUnavailable, ValueError) as exc:  # unreachable Redis, bad url or time zone

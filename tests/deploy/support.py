@@ -74,6 +74,17 @@ def dashboards() -> dict[str, dict[str, Any]]:
     return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
 
 
+def source_type(dashboard: dict[str, Any]) -> str:
+    """The kind of data source a dashboard's ``datasource`` variable selects: ``prometheus``,
+    or ``grafana-postgresql-datasource`` (the spend ledger, tests/ledger/test_dashboard.py)."""
+    (ds,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    return str(ds["query"])
+
+
+def prometheus_dashboards() -> dict[str, dict[str, Any]]:
+    return {n: d for n, d in dashboards().items() if source_type(d) == "prometheus"}
+
+
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     """Every panel, including those nested in collapsed rows."""
     out = []
@@ -90,8 +101,9 @@ class Query:
 
 
 def dashboard_queries() -> list[Query]:
+    """The PromQL of the Prometheus dashboards' panels."""
     out = []
-    for name, d in dashboards().items():
+    for name, d in prometheus_dashboards().items():
         for p in panels(d):
             for t in p.get("targets", []):
                 out.append(Query(f"{name} panel {p['id']} '{p['title']}' {t['refId']}", t["expr"]))
@@ -100,7 +112,7 @@ def dashboard_queries() -> list[Query]:
 
 def variable_queries() -> list[Query]:
     out = []
-    for name, d in dashboards().items():
+    for name, d in prometheus_dashboards().items():
         for v in d["templating"]["list"]:
             if v["type"] == "query":
                 out.append(Query(f"{name} variable ${v['name']}", v["query"]))

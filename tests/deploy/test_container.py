@@ -53,6 +53,9 @@ def test_dockerfile_builds_a_non_root_python_311_slim_image() -> None:
     env = dict(zip(by["ENV"].value[::2], by["ENV"].value[1::2], strict=True))
     assert env["ROUTER_CONFIG"] == "/etc/router/config.yaml"
     assert env["ROUTER_POLICY"] == "/etc/router/policies"
+    # the image exports the spend ledger to PostgreSQL: psycopg comes with the postgres extra
+    runs = " ".join(" ".join(c.value) for c in cmds if c.cmd.upper() == "RUN")
+    assert '".[postgres]"' in runs and '"federated-router[postgres]"' in runs
     copies = {c.value[-1]: c.value[0] for c in stage if c.cmd.upper() == "COPY"
               and not any(f.startswith("--from") for f in c.flags)}
     assert copies[env["ROUTER_CONFIG"]] == "deploy/config.yaml"
@@ -98,7 +101,8 @@ def test_every_copied_file_exists_and_is_in_the_build_context() -> None:
 
 # ----------------------------------------------------------------------------- deploy/config.yaml
 
-STORE = {"ROUTER_STORE_URL": "redis://redis:6379/0"}
+STORE = {"ROUTER_STORE_URL": "redis://redis:6379/0",
+         "ROUTER_LEDGER_URL": "postgresql://router:pw@postgres:5432/router"}
 #: Run from another directory, ``python -m router`` must still import this checkout's router
 #: (not another editable install of the package).
 CHECKOUT = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
@@ -108,8 +112,18 @@ CHECKOUT = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get(
 def test_container_config_needs_its_store_and_has_no_development_key() -> None:
     with pytest.raises(ConfigError, match="ROUTER_STORE_URL is not set"):
         load_config(DEPLOY / "config.yaml", env={})
+    with pytest.raises(ConfigError, match="ROUTER_LEDGER_URL is not set"):
+        load_config(DEPLOY / "config.yaml", env={"ROUTER_STORE_URL": STORE["ROUTER_STORE_URL"]})
     cfg = load_config(DEPLOY / "config.yaml", env={**STORE, "ROUTER_POLICY": str(REPO / "policies")})
     assert cfg.server.host == "0.0.0.0" and cfg.store.url == STORE["ROUTER_STORE_URL"]
+    # a fleet's ledger leaves Redis for PostgreSQL after a day, exported by the elected replica
+    ledger = cfg.store.ledger
+    assert (ledger.export, ledger.url, ledger.retain_hot, ledger.in_gateway) == (
+        "postgres", STORE["ROUTER_LEDGER_URL"], 86400.0, True)
+    files = load_config(DEPLOY / "config.yaml", env={
+        **STORE, "ROUTER_LEDGER_EXPORT": "files", "ROUTER_LEDGER_URL": "/mnt/shared/ledger",
+        "ROUTER_LEDGER_RETAIN_HOT": "6h"}).store.ledger
+    assert (files.export, files.url, files.retain_hot) == ("files", "/mnt/shared/ledger", 21600)
     assert not any(k.key_sha256 == DEV_KEY_SHA256 for k in cfg.auth.keys)
     assert all(k.key_env for k in cfg.auth.keys)  # secrets come from the environment
     # the catalogue of the image is the repository's default one
@@ -135,6 +149,7 @@ def test_router_serve_takes_0000_with_the_container_config_not_with_the_dev_key(
              "--host", "0.0.0.0", "--port", str(port)],
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
             env={**os.environ, **CHECKOUT, "ROUTER_STORE_URL": "redis://127.0.0.1:9/0",
+                 "ROUTER_LEDGER_URL": "postgresql://router@127.0.0.1:9/router",
                  "ROUTER_POLICY": str(REPO / "policies"), "ROUTER_KEY_APP": "sk-test-app",
                  "ROUTER_JOURNAL_PATH": str(tmp_path / "journal.db"), "PYTHONPATH": str(REPO)})
     out = res.stdout + res.stderr
@@ -154,12 +169,14 @@ def compose() -> dict[str, Any]:
 def test_compose_runs_the_stack() -> None:
     c = compose()
     services = c["services"]
-    assert set(services) == {"gateway", "redis", "prometheus", "grafana"}
+    assert set(services) == {"gateway", "redis", "postgres", "prometheus", "grafana"}
     gw = services["gateway"]
     assert (DEPLOY / gw["build"]["context"] / gw["build"]["dockerfile"]).resolve() == DOCKERFILE
     env = gw["environment"]
     assert env["ROUTER_STORE_URL"] == "redis://redis:6379/0"
     assert services["gateway"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["gateway"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"]
     assert "healthcheck" in services["redis"]
     # every provider key the catalogue names, the admin key and the app key are passed through
     cfg = load_config(DEPLOY / "config.yaml", env={**STORE, "ROUTER_POLICY": str(REPO / "policies")})
@@ -176,6 +193,38 @@ def test_compose_runs_the_stack() -> None:
     for name in c["volumes"]:
         assert any(v.startswith(f"{name}:") for s in services.values()
                    for v in s.get("volumes", []))
+
+
+def test_compose_postgres_holds_the_ledger_and_grafana_reads_it() -> None:
+    from urllib.parse import urlsplit
+
+    c = compose()
+    pg = c["services"]["postgres"]["environment"]
+    raw = c["services"]["gateway"]["environment"]["ROUTER_LEDGER_URL"]
+    # the same password, given once: compose stops with a message when it is not set
+    m = _INTERP.search(raw)
+    assert m and m.group(1) == _INTERP.search(pg["POSTGRES_PASSWORD"]).group(1)
+    assert m.group(2) == ":?"
+    url = urlsplit(raw.replace(m.group(0), "pw"))
+    assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+    assert url.username == pg["POSTGRES_USER"] and url.path == "/" + pg["POSTGRES_DB"]
+    # the gateway's config takes the URL, with the postgres target by default
+    cfg = load_config(DEPLOY / "config.yaml", env={
+        "ROUTER_STORE_URL": "redis://redis:6379/0", "ROUTER_LEDGER_URL": url.geturl()})
+    assert cfg.store.ledger.export == "postgres"
+    # Grafana's data source: the same database, as the read-only role the init script creates
+    ds = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" /
+                         "postgres.yaml").read_text())["datasources"][0]
+    assert ds["type"] == "grafana-postgresql-datasource" and ds["url"] == "postgres:5432"
+    assert ds["jsonData"]["database"] == pg["POSTGRES_DB"]
+    init = [v for v in c["services"]["postgres"]["volumes"]
+            if v.split(":")[1].startswith("/docker-entrypoint-initdb.d/")]
+    (mount,) = init
+    script = (DEPLOY / mount.split(":")[0]).read_text()
+    assert f"CREATE ROLE {ds['user']} LOGIN" in script
+    secret = ds["secureJsonData"]["password"].lstrip("$").strip("{}")
+    assert secret in c["services"]["grafana"]["environment"]
+    assert secret in pg  # the init script reads it from the postgres container's environment
 
 
 def test_compose_bind_mounts_exist_and_prometheus_scrapes_the_gateway() -> None:

@@ -20,6 +20,7 @@ from tests.deploy.support import (
     dashboards,
     load_script,
     panels,
+    prometheus_dashboards,
     variable_queries,
 )
 
@@ -82,7 +83,7 @@ def test_dashboard_survives_grafanas_schema_models(name: str) -> None:
 # ----------------------------------------------------------------------------- structure
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in DASHBOARDS.glob("*.json")))
+@pytest.mark.parametrize("name", sorted(prometheus_dashboards()))
 def test_dashboard_is_valid_for_grafana_provisioning(name: str) -> None:
     d = dashboards()[name]
     assert d["title"] and UID.match(d["uid"]), d.get("uid")
@@ -255,4 +256,8 @@ def test_grafana_provisioning_files() -> None:
     assert grafana_mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert grafana_mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
     uids = [d["uid"] for d in dashboards().values()]
-    assert len(uids) == len(set(uids)) and len(uids) >= 2
+    assert len(uids) == len(set(uids)) and len(uids) >= 3
+    # the spend ledger's dashboard has its PostgreSQL data source provisioned
+    pg = [d for d in datasources if d["type"] == "grafana-postgresql-datasource"]
+    assert len(pg) == 1 and pg[0]["uid"] and pg[0]["jsonData"]["database"]
+    assert pg[0]["secureJsonData"]["password"].startswith("$")  # from the environment

@@ -242,3 +242,32 @@ def test_container_args_are_valid_for_router_serve() -> None:
     args = build_parser().parse_args(["serve", *c["args"]])
     assert args.host == "0.0.0.0" and args.config
     assert shlex.join(c["args"])
+
+
+def test_the_ledger_goes_to_the_postgres_of_postgres_yaml() -> None:
+    """The Deployment's ledger URL names postgres.yaml's Service, database and user, with the
+    password of the same Secret key the StatefulSet gives PostgreSQL (Kubernetes expands
+    ``$(ROUTER_PG_PASSWORD)`` from the variable defined before it)."""
+    from urllib.parse import urlsplit
+
+    _, _, c = _gateway()
+    env = [e["name"] for e in c["env"]]
+    values = {e["name"]: e for e in c["env"]}
+    raw = values["ROUTER_LEDGER_URL"]["value"]
+    assert "$(ROUTER_PG_PASSWORD)" in raw
+    assert env.index("ROUTER_PG_PASSWORD") < env.index("ROUTER_LEDGER_URL")
+    url = urlsplit(raw.replace("$(ROUTER_PG_PASSWORD)", "pw"))
+    svc = all_objects()[("Service", "federated-router-postgres")]
+    sts = all_objects()[("StatefulSet", "federated-router-postgres")]
+    assert url.hostname == svc["metadata"]["name"] and url.port == svc["spec"]["ports"][0]["port"]
+    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    (pg,) = sts["spec"]["template"]["spec"]["containers"]
+    pg_env = {e["name"]: e for e in pg["env"]}
+    assert url.username == pg_env["POSTGRES_USER"]["value"]
+    assert url.path == "/" + pg_env["POSTGRES_DB"]["value"]
+    ref = values["ROUTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert pg_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == ref["key"]
+    assert ref["key"] in all_objects()[("Secret", "federated-router-secrets")]["stringData"]
+    cfg = gateway_config()
+    assert cfg.store.ledger.export == "postgres" and cfg.store.ledger.url == raw
+    assert cfg.store.ledger.retain_hot == 86400.0

@@ -13,6 +13,7 @@ from tests.support import REPO
 
 def test_the_container_config_requires_the_metrics_token() -> None:
     cfg = load_config(DEPLOY / "config.yaml", env={"ROUTER_STORE_URL": "redis://r:6379/0",
+                                                   "ROUTER_LEDGER_URL": "postgresql://r@p/r",
                                                    "ROUTER_POLICY": str(REPO / "policies")})
     assert cfg.server.metrics_auth is not None
     assert cfg.server.metrics_auth.token_env == "ROUTER_METRICS_TOKEN"

@@ -196,11 +196,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # once as 503s and store errors; with leases (B, the deploy config) a replica keeps
         # serving from what it has leased (tests/budgets/test_fail_mode.py).
         config_a = write_config(dir_a, fake.url, policy=budgets(), store=redis.url,
-                                extra="  lease_fraction: 0")
+                                extra=f"  lease_fraction: 0\n  ledger: {{url: {tmp / 'ledger'}}}")
         env_b = {
             "ROUTER_STORE_URL": redis.url, "ROUTER_POLICY": str(REPO / "policies"),
             "ROUTER_KEY_APP": APP_KEY, "ROUTER_KEY_APP_TEAM": "platform",
             "ROUTER_JOURNAL_PATH": str(tmp / "journal-b.db"),
+            # the fleet's ledger archive: a directory both replicas share (the deploy default
+            # is PostgreSQL, tests/ledger runs that)
+            "ROUTER_LEDGER_EXPORT": "files", "ROUTER_LEDGER_URL": str(tmp / "ledger"),
             "ROUTER_OPENAI_BASE": f"{fake.url}/v1", "ROUTER_DEEPSEEK_BASE": f"{fake.url}/v1",
             "OPENAI_API_KEY": FAKE_KEY, "DEEPSEEK_API_KEY": FAKE_KEY,
             "ROUTER_METRICS_TOKEN": METRICS_TOKEN,
