@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--difficulty-out", type=Path, metavar="JSON",
                            help="also refit the difficulty estimate on these outcomes and write "
                                 "it here (use it with the policy's difficulty.model)")
+            p.add_argument("--map-out", type=Path, metavar="YAML",
+                           help="also write MAP with the measured capabilities, to replay "
+                                "other outcome files with them")
         if action == "replay":
             p.add_argument("--plot", type=Path, metavar="PNG",
                            help="draw quality against cost (needs pip install -e '.[eval]')")
@@ -57,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             how.add_argument("--train-on", nargs="+", type=Path, metavar="OUTCOMES",
                              help="estimate difficulty with a model fitted on these outcome "
                                   "files only (leave FILE out: a new kind of traffic)")
+            p.add_argument("--difficulty-weight", type=float, metavar="W",
+                           help="replay with the policy's difficulty weight set to W (0: bars "
+                                "by task class only)")
+            p.add_argument("--difficulty-model", type=Path, metavar="JSON",
+                           help="replay with this difficulty estimate (router eval calibrate "
+                                "--difficulty-out) instead of the policy's")
             p.add_argument("--hashed", action=argparse.BooleanOptionalAction, default=None,
                            help="let a refitted estimate learn the wording (hashed n-grams); "
                                 "default: on for --refit, off for --train-on")
@@ -65,12 +74,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from router.evaluate.modelmap import check_rows, load_model_map
     from router.evaluate.outcomes import read_all
-    from router.evaluate.world import build_world, load_base
+    from router.evaluate.world import build_world, load_base, with_difficulty_rule
 
     config, doc = load_base(args.config, args.policy)
     mm = load_model_map(args.models, config, doc)
     rows = check_rows(mm, read_all(args.files))
-    return build_world(config, doc, mm), rows
+    world = build_world(config, doc, mm)
+    weight = getattr(args, "difficulty_weight", None)
+    model = getattr(args, "difficulty_model", None)
+    if weight is not None or model is not None:
+        world = with_difficulty_rule(world, weight, model)
+    return world, rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,6 +192,11 @@ def _calibrate(args: argparse.Namespace, world: Any, rows: Any) -> int:
               "set difficulty.model in your policy to use it", file=sys.stderr)
     result = calibrate(world, rows, args.route, _classifier(),
                        [Path(f).name for f in args.files], estimator)
+    if args.map_out is not None:
+        from router.evaluate.calibrate import write_map
+
+        write_map(result, args.models, args.map_out)
+        print(f"router eval: wrote {args.map_out}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.json(), indent=2, ensure_ascii=False))
     else:

@@ -14,6 +14,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from router.evaluate.outcomes import OutcomeRow
@@ -159,3 +160,21 @@ def format_fragment(c: Calibration) -> str:
             lines.append(f"    {task}: {v.capability:<3}  # {100 * v.mean:.1f}% of {v.n:,} "
                          f"{task} rows ({ds}); 95% CI {100 * v.low:.1f}-{100 * v.high:.1f}")
     return "\n".join(lines)
+
+
+def write_map(c: Calibration, source: Path, out: Path) -> None:
+    """``source`` (a model map) with every measured capability replaced by its measurement."""
+    import yaml
+
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for name, entry in data.get("models", {}).items():
+        measured = c.measured.get(name, {})
+        cap = dict(entry.get("capability") or {})
+        for task, v in measured.items():
+            cap[task] = v.capability
+        entry["capability"] = cap
+    head = (f"# Written by router eval calibrate from {source.name}: capabilities measured on "
+            f"{c.rows:,} rows of {', '.join(c.files)}"
+            + (" (at typical difficulty)" if c.difficulty else "") + ".\n")
+    out.write_text(head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                   encoding="utf-8")

@@ -112,3 +112,24 @@ def build_world(config: Config, doc: Document, mm: ModelMap) -> World:
         raise EvalInputError(exc.problems) from None
     notes.extend(policy.warnings)
     return World(cfg, catalogue, policy, tuple(notes))
+
+
+def with_difficulty_rule(world: World, weight: float | None, model: Path | None) -> World:
+    """The world with the policy's difficulty weight and/or estimate replaced (``router eval
+    replay --difficulty-weight/--difficulty-model``)."""
+    from dataclasses import replace
+
+    from router.policy.difficulty import DifficultyRule, check_model_file
+
+    if weight is not None and not 0 <= weight <= 4:
+        raise EvalInputError([f"--difficulty-weight must be between 0 and 4, got {weight:g}"])
+    if model is not None:
+        why = check_model_file(model)
+        if why is not None:
+            raise EvalInputError([f"--difficulty-model: {why}"])
+    rule = world.policy.difficulty or DifficultyRule(1.0, {})
+    rule = DifficultyRule(rule.weight if weight is None else weight, rule.floor,
+                          model if model is not None else rule.model_path)
+    note = (f"difficulty: weight {rule.weight:g}, estimate {rule.source} (from the command line)")
+    return replace(world, policy=replace(world.policy, difficulty=rule),
+                   notes=(*world.notes, note))

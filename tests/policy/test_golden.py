@@ -86,3 +86,23 @@ def test_a_hard_prompt_gets_a_higher_bar_than_an_easy_one(default) -> None:  # t
 
     easy, hard = GOLDEN[1][0], GOLDEN[3][0]  # 3x + 7 = 22; the linear program
     assert bar(easy) < 78 < bar(hard)
+
+
+#: The table of docs/policy.md, "Difficulty": (prompt, difficulty shown, band, bar, model).
+DOC_TABLE = [
+    ("Hello", 0.35, "easy", ("expression", 42), "deepseek-chat"),
+    ("Solve for x: 3x + 7 = 22. Show each step.", 0.37, "medium", ("reasoning", 68),
+     "deepseek-chat"),
+    (GOLDEN[3][0], 0.67, "hard", ("reasoning", 89), "gemini-2.5-flash"),
+]
+
+
+@pytest.mark.parametrize(("prompt", "value", "band", "bar", "model"), DOC_TABLE,
+                         ids=[d[0][:20] for d in DOC_TABLE])
+def test_the_difficulty_table_of_the_docs(prompt: str, value: float, band: str,
+                                          bar: tuple[str, int], model: str, default) -> None:  # type: ignore[no-untyped-def]
+    body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+    d = route_body(body, default, classify=CLASSIFY).decision
+    assert d.difficulty is not None
+    assert (round(d.difficulty.value, 2), d.difficulty.band) == (value, band)
+    assert (d.task, d.bars[bar[0]], d.model) == (bar[0], bar[1], model)
