@@ -55,8 +55,10 @@ def plot_report(r: Report, path: Path, title: str | None = None) -> None:
                label=f"95% of {r.reference}'s quality")
     ax.set_xlabel(f"total cost of the {r.rows:,} requests ($)")
     ax.set_ylabel("quality (mean score)")
-    ax.set_title(title or f"Quality against cost: {', '.join(Path(f).name for f in r.files)}",
-                 fontsize=10)
+    head = title or f"Quality against cost: {', '.join(Path(f).name for f in r.files)}"
+    sub = f"route {r.route}; difficulty: {r.difficulty}" if r.difficulty else (
+        f"route {r.route}; bars by task class only")
+    ax.set_title(f"{head}\n{sub}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
