@@ -35,6 +35,7 @@ from router.errors import (
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    NothingCallable,
     ServiceUnavailable,
 )
 from router.faces import CHAT, COMPLETIONS, COUNT_TOKENS, MESSAGES, RESPONSES, Face
@@ -121,7 +122,7 @@ def _proxy_endpoint(kind: str, current: Callable[[], AppState | None],
             return response
         except GatewayError as exc:
             if out is not None and state is not None:
-                if out.decision is None and isinstance(exc, ServiceUnavailable):
+                if isinstance(exc, NothingCallable):
                     _nothing_callable(state, exc)
                 observe.finish(state.metrics, out, exc)
             else:
@@ -370,10 +371,10 @@ def _on_sighup(callback: Callable[[], None]) -> None:
         log.debug("SIGHUP reload not available here")
 
 
-def _nothing_callable(state: AppState, exc: ServiceUnavailable) -> None:
-    """A 503 raised before any model was chosen is the routing finding no model it may use
-    callable now (keys unset, circuits open: ``state.unavailable``): retrying at once cannot
-    help, so say so to the SDKs (which otherwise retry a 503 twice), and when to try again."""
+def _nothing_callable(state: AppState, exc: NothingCallable) -> None:
+    """Routing found no model it may use callable now (keys unset, circuits open:
+    ``state.unavailable``): retrying at once cannot help, so say so to the SDKs (which
+    otherwise retry a 503 twice), and when to try again."""
     exc.headers.setdefault("x-should-retry", "false")
     wait = state.health.retry_in(state.unavailable)
     if wait is not None:

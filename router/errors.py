@@ -194,6 +194,11 @@ class ServiceUnavailable(GatewayError):
     default_code = "service_unavailable"
 
 
+class NothingCallable(ServiceUnavailable):
+    """Routing found no model the caller may use that this gateway can call now (keys unset,
+    circuits open): retrying at once cannot help (the app adds ``x-should-retry: false``)."""
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "upstream_timeout"

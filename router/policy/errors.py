@@ -10,8 +10,8 @@ from router.errors import (
     GatewayError,
     InvalidRequest,
     ModelNotFound,
+    NothingCallable,
     PermissionDenied,
-    ServiceUnavailable,
 )
 from router.yamlfile import DocumentError
 
@@ -40,7 +40,7 @@ class RouteError:
         if self.kind == "permission":
             return PermissionDenied(self.message, param="model")
         if self.kind == "unavailable":
-            return ServiceUnavailable(self.message)
+            return NothingCallable(self.message)
         if self.kind == "context":
             return ContextTooLong(self.message, param="messages")
         if self.kind == "cost":
