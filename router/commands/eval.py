@@ -181,9 +181,10 @@ def _calibrate(args: argparse.Namespace, world: Any, rows: Any) -> int:
     estimator = None
     if args.difficulty_out is not None:
         from router.difficulty.fit import fit_difficulty
-        from router.evaluate.replay import _featurizer, _sets
+        from router.difficulty.model import difficulty_featurizer
+        from router.difficulty.train import training_sets
 
-        estimator = fit_difficulty(_sets(rows, list(world.catalogue)), _featurizer(),
+        estimator = fit_difficulty(training_sets(rows), difficulty_featurizer(),
                                    hashed=True, meta={"fitted_with": "router eval calibrate",
                                                       "files": [Path(f).name
                                                                 for f in args.files]})

@@ -37,6 +37,8 @@ U32 = np.uint32
 _MIX = 0x9E3779B1  # multiplicative hashing of n-gram keys into the estimate's tables
 _MIX32 = U32(_MIX)
 _CUE_BITS = 14
+#: Buckets of the hashed n-grams a refitted estimate learns (2**16: 256 KiB of float32).
+SIGNAL_BITS = 16
 
 KINDS: tuple[str, ...] = ("multiple choice", "code", "logic puzzle", "word problem",
                           "knowledge question", "other")

@@ -18,6 +18,7 @@ Weights live in one JSON file (``router/difficulty/model.json`` ships; ``router 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from router.difficulty.features import KINDS, NAMES, DifficultyFeaturizer
+from router.classify.features import Featurizer
+from router.difficulty.features import KINDS, NAMES, SIGNAL_BITS, DifficultyFeaturizer
 
 MODEL_DIR = Path(__file__).resolve().parent
 MODEL_JSON = MODEL_DIR / "model.json"
@@ -179,7 +181,7 @@ class DifficultyModel:
             raise ValueError(f"{where}: its signals are not this gateway's: refit it")
         bits = int(data.get("bits", 16))
         if featurizer is None or featurizer.bits != bits:
-            featurizer = DifficultyFeaturizer(_shared_featurizer(), bits)
+            featurizer = difficulty_featurizer(bits)
         hashed = None
         if data.get("hashed"):
             blob = base64.b64decode(data["hashed"])
@@ -204,24 +206,21 @@ class DifficultyModel:
         return cls.from_json(data, where=str(path))
 
 
-_featurizer_lock = threading.Lock()
-_featurizer: list[Any] = []
+@functools.cache
+def shared_featurizer() -> Featurizer:
+    """The classifier's featuriser when its model loads (one set of tables in memory, and the
+    request path shares its tokenisation), else one of our own."""
+    try:
+        from router.classify.model import DEFAULT
+
+        return DEFAULT.load().featurizer
+    except Exception:  # the classifier cannot load: tokenise with our own tables
+        return Featurizer(16)
 
 
-def _shared_featurizer() -> Any:
-    """The classifier's featuriser when its model is loaded (one set of tables in memory),
-    else one of our own."""
-    with _featurizer_lock:
-        if not _featurizer:
-            try:
-                from router.classify.model import DEFAULT
-
-                _featurizer.append(DEFAULT.load().featurizer)
-            except Exception:  # the classifier cannot load: tokenise with our own tables
-                from router.classify.features import Featurizer
-
-                _featurizer.append(Featurizer(16))
-        return _featurizer[0]
+def difficulty_featurizer(bits: int = SIGNAL_BITS) -> DifficultyFeaturizer:
+    """A :class:`DifficultyFeaturizer` over :func:`shared_featurizer`."""
+    return DifficultyFeaturizer(shared_featurizer(), bits)
 
 
 class Estimator:

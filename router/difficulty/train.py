@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from router.difficulty.fit import OrdinalSet, TrainingSet, fit_difficulty
-from router.difficulty.model import MODEL_JSON, _shared_featurizer
+from router.difficulty.model import MODEL_JSON, difficulty_featurizer
 from router.evaluate.outcomes import OutcomeRow, read_outcomes
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FILES = ("routellm_gsm8k.jsonl", "routellm_mmlu.jsonl", "dcrouter_train.jsonl")
-SIGNAL_BITS = 16
 
 
 def default_outcomes_dir() -> Path:
@@ -39,6 +38,14 @@ def training_set(name: str, rows: Sequence[OutcomeRow]) -> TrainingSet:
     models = [m for m in rows[0].scores if all(m in r.scores for r in rows)]
     return TrainingSet(name, [r.text for r in rows],
                        {m: np.array([r.scores[m] for r in rows]) for m in models})
+
+
+def training_sets(rows: Sequence[OutcomeRow]) -> list[TrainingSet]:
+    """One dataset per source file of ``rows`` (each its own models' abilities)."""
+    by_file: dict[str, list[OutcomeRow]] = {}
+    for r in rows:
+        by_file.setdefault(r.file, []).append(r)
+    return [training_set(f, rs) for f, rs in by_file.items()]
 
 
 def default_levels_file() -> Path:
@@ -97,10 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sets = [training_set(p.stem, read_outcomes(p)) for p in paths]
     ordinal = [] if args.no_levels else levelled(args.levels)
-    from router.difficulty.features import DifficultyFeaturizer
-
-    featurizer = DifficultyFeaturizer(_shared_featurizer(), SIGNAL_BITS)
-    model = fit_difficulty(sets, featurizer, ordinal=ordinal, meta={
+    model = fit_difficulty(sets, difficulty_featurizer(), ordinal=ordinal, meta={
         "trained_on": [p.name for p in paths] + [o.name for o in ordinal],
         "data_sha256": fingerprint([*paths, *([args.levels] if ordinal else [])])})
     model.save(args.out)

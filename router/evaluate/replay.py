@@ -175,26 +175,6 @@ def sweep(prep: Prepared, shifts: Sequence[float] = DEFAULT_SHIFTS,
 # ------------------------------------------------------------------- refitting the difficulty
 
 
-def _sets(rows: Sequence[OutcomeRow], models: Sequence[str]) -> list[Any]:
-    """Training sets from ``rows``: one per source file, scored on ``models``."""
-    from router.difficulty.fit import TrainingSet
-
-    by_file: dict[str, list[OutcomeRow]] = {}
-    for r in rows:
-        by_file.setdefault(r.file, []).append(r)
-    return [TrainingSet(f, [r.text for r in rs],
-                        {m: np.array([r.scores[m] for r in rs]) for m in models})
-            for f, rs in by_file.items()]
-
-
-def _featurizer() -> Any:
-    from router.difficulty.features import DifficultyFeaturizer
-    from router.difficulty.model import _shared_featurizer
-    from router.difficulty.train import SIGNAL_BITS
-
-    return DifficultyFeaturizer(_shared_featurizer(), SIGNAL_BITS)
-
-
 def with_difficulty(prep: Prepared, estimates: Sequence[Any]) -> list[RouteFacts]:
     """The prepared facts with these difficulty estimates instead of the policy's."""
     return [replace(f, difficulty=d) for f, d in zip(prep.facts, estimates, strict=True)]
@@ -205,16 +185,18 @@ def kfold_difficulty(prep: Prepared, k: int, *, hashed: bool, seed: int = 0,
     """Each row's difficulty from an estimate fitted on the other ``k - 1`` folds of the
     replayed rows (cross-fitting: no row is estimated by a model that saw it)."""
     from router.difficulty.fit import fit_difficulty
+    from router.difficulty.model import difficulty_featurizer
+    from router.difficulty.train import training_sets
 
     n = len(prep.rows)
     fold = np.empty(n, dtype=np.int64)
     fold[np.random.RandomState(seed).permutation(n)] = np.arange(n) % k
     out: list[Any] = [None] * n
-    featurizer = _featurizer()
+    featurizer = difficulty_featurizer()
     with Progress(f"refitting the difficulty ({k} folds)", k, enabled=progress) as bar:
         for j in range(k):
             train = [r for r, f in zip(prep.rows, fold, strict=True) if f != j]
-            model = fit_difficulty(_sets(train, prep.table.models), featurizer, hashed=hashed)
+            model = fit_difficulty(training_sets(train), featurizer, hashed=hashed)
             for i in np.nonzero(fold == j)[0].tolist():
                 out[i] = model.estimate(prep.rows[i].text)
             bar.advance()
@@ -226,14 +208,8 @@ def trained_difficulty(prep: Prepared, train_rows: Sequence[OutcomeRow], *, hash
     """Each row's difficulty from an estimate fitted on other outcome files only (leave one
     file out: a new kind of traffic)."""
     from router.difficulty.fit import fit_difficulty
+    from router.difficulty.model import difficulty_featurizer
+    from router.difficulty.train import training_sets
 
-    models = sorted({m for r in train_rows for m in r.scores})
-    by_file: dict[str, list[OutcomeRow]] = {}
-    for r in train_rows:
-        by_file.setdefault(r.file, []).append(r)
-    sets = []
-    for rs in by_file.values():
-        ms = [m for m in models if all(m in r.scores for r in rs)]
-        sets.extend(_sets(rs, ms))
-    model = fit_difficulty(sets, _featurizer(), hashed=hashed)
+    model = fit_difficulty(training_sets(train_rows), difficulty_featurizer(), hashed=hashed)
     return [model.estimate(r.text) for r in prep.rows]

@@ -12,10 +12,15 @@ import pytest
 
 from router.difficulty.features import KINDS, NAMES
 from router.difficulty.fit import fit_difficulty
-from router.difficulty.model import DEFAULT, MODEL_JSON, Difficulty, DifficultyModel
+from router.difficulty.model import (
+    DEFAULT,
+    MODEL_JSON,
+    Difficulty,
+    DifficultyModel,
+    difficulty_featurizer,
+)
 from router.difficulty.train import default_outcomes_dir, main, training_set
 from router.evaluate.outcomes import read_outcomes
-from router.evaluate.replay import _featurizer
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -71,7 +76,7 @@ def test_calibrated_on_a_split_it_never_saw() -> None:
     each model gets each prompt wrong, sigmoid(ability + z), against what happened."""
     train = read_outcomes(shared("outcomes/dcrouter_train.jsonl"))
     test = read_outcomes(shared("outcomes/dcrouter_test.jsonl"))
-    model = fit_difficulty([training_set("dcrouter_train", train)], _featurizer())
+    model = fit_difficulty([training_set("dcrouter_train", train)], difficulty_featurizer())
     abilities = {k.split("/", 1)[1]: v for k, v in model.meta["abilities"].items()}
     pred, wrong = [], []
     for r in test:
