@@ -67,6 +67,7 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
         ledger_row,
     )
     from router.policy import RouteFacts, decide
+    from router.policy.difficulty import estimate_request
     from router.policy.request import counting_model
     from router.sse import StreamRelay
     from router.state import build_state
@@ -142,9 +143,7 @@ async def measure(config: Path, bodies_path: Path, rounds: int) -> list[tuple[st
             t.append(pc())
             c = classify(body["messages"]) if classify is not None else None
             t.append(pc())
-            rule = policy.difficulty
-            dz = (rule.estimate_messages(body["messages"], getattr(c, "parsed", None))
-                  if rule is not None and rule.on else None)
+            dz = estimate_request(policy.difficulty, body["messages"], c)
             t.append(pc())
             if c is not None:
                 observe.classified(state.metrics, c.task, c.confidence, dz)

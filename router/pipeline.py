@@ -35,6 +35,7 @@ from router.policy import (
     decision_headers,
     reference_cost_micro,
 )
+from router.policy.difficulty import estimate_request
 from router.policy.explain import usd6
 from router.policy.request import counting_model, parse_task_header
 from router.state import AppState
@@ -286,9 +287,7 @@ def _decide(state: AppState, body: dict[str, Any], out: Outcome, request_headers
     tokens = count_chat_tokens(body, tokenizer)
     messages = body["messages"]
     cls = state.classify_fast(messages) if state.classify_fast is not None else None
-    rule = policy.difficulty
-    difficulty = (rule.estimate_messages(messages, getattr(cls, "parsed", None))
-                  if rule is not None and rule.on else None)
+    difficulty = estimate_request(policy.difficulty, messages, cls)
     if cls is not None:
         observe.classified(state.metrics, cls.task, cls.confidence, difficulty)
     facts = RouteFacts(requested, tokens, max_tokens, n, cls, override, out.caller, stream,

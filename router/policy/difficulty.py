@@ -133,3 +133,12 @@ class DifficultyRule:
             est: DifficultyGuess = self.estimator().estimate_parsed(parsed)
             return est
         return self.estimate(text)
+
+
+def estimate_request(rule: DifficultyRule | None, messages: Any,
+                     classification: Any) -> DifficultyGuess | None:
+    """Steps 2's difficulty for a request: None when the policy has no (or a zero-weight)
+    difficulty rule; the classification's tokenisation is reused when it carries one."""
+    if rule is None or not rule.on:
+        return None
+    return rule.estimate_messages(messages, getattr(classification, "parsed", None))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.errors import InvalidRequest
 from router.policy.compile import Policy
+from router.policy.difficulty import estimate_request
 from router.policy.engine import BudgetState, RouteDecision, RouteFacts, TaskGuess, evaluate
 from router.policy.explain import explain_json, format_explain
 from router.policy.schema import TASKS
@@ -168,9 +169,7 @@ def facts_for_body(
     tokens = count_tokens(body, policy, tokenizers)
     messages = body.get("messages")
     cls = classify(messages) if classify is not None else None
-    rule = policy.difficulty
-    difficulty = (rule.estimate_messages(messages, getattr(cls, "parsed", None))
-                  if rule is not None and rule.on else None)
+    difficulty = estimate_request(policy.difficulty, messages, cls)
     return replace(_facts(checked, tokens, cls, caller, task_header), difficulty=difficulty)
 
 
