@@ -106,3 +106,20 @@ def test_the_difficulty_table_of_the_docs(prompt: str, value: float, band: str,
     assert d.difficulty is not None
     assert (round(d.difficulty.value, 2), d.difficulty.band) == (value, band)
     assert (d.task, d.bars[bar[0]], d.model) == (bar[0], bar[1], model)
+
+
+def test_with_only_an_openai_key_easy_chat_gets_small_model_prices(default) -> None:  # type: ignore[no-untyped-def]
+    """The issue's first run: only OPENAI_API_KEY set. "Hello" and a one-line rewrite go to
+    gpt-4o-mini (not gpt-4.1 at $2/$8), a hard problem to o4-mini (the thinking tier)."""
+    cfg = load_config(REPO / "config.yaml")
+    unavailable = {m: "key unset" for m, c in cfg.models.items()
+                   if c.api_key_env not in (None, "OPENAI_API_KEY")}
+    unavailable["llama-3.1-8b-local"] = "not running"
+
+    def chosen(prompt: str) -> str:
+        body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+        return route_body(body, default, classify=CLASSIFY, unavailable=unavailable).decision.model
+
+    assert chosen("Hello") == "gpt-4o-mini"
+    assert chosen("Rewrite this more politely: send me the file now.") == "gpt-4o-mini"
+    assert chosen(GOLDEN[3][0]) == "o4-mini"
