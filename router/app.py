@@ -43,6 +43,7 @@ from router.faces.messages import CountTokensFace
 from router.faces.serving import merged
 from router.metrics import render
 from router.pipeline import Outcome, count_only, handle, handle_embeddings
+from router.reachability import key_hint, startup_lines
 from router.slow_bodies import BodyGuard
 from router.state import AppState, build_state
 from router.upstream.base import Transport
@@ -221,6 +222,8 @@ def create_app(
         state.ready = True
         log.info("federated-router %s ready: %d models from %s", __version__, len(cfg.models),
                  cfg.source)
+        for level, line in startup_lines(state.targets):
+            log.log(level, line)
         try:
             yield
         finally:
@@ -376,6 +379,9 @@ def _nothing_callable(state: AppState, exc: NothingCallable) -> None:
     ``state.unavailable``): retrying at once cannot help, so say so to the SDKs (which
     otherwise retry a 503 twice), and when to try again."""
     exc.headers.setdefault("x-should-retry", "false")
+    hint = key_hint(state.targets, exc.models)
+    if hint is not None and hint not in exc.message:
+        exc.message = f"{exc.message} {hint}"
     wait = state.health.retry_in(state.unavailable)
     if wait is not None:
         exc.headers.setdefault("retry-after", str(max(1, math.ceil(wait))))

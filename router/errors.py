@@ -196,7 +196,13 @@ class ServiceUnavailable(GatewayError):
 
 class NothingCallable(ServiceUnavailable):
     """Routing found no model the caller may use that this gateway can call now (keys unset,
-    circuits open): retrying at once cannot help (the app adds ``x-should-retry: false``)."""
+    circuits open, a local server not running): retrying at once cannot help (the app adds
+    ``x-should-retry: false``, and which key variables would make ``models`` callable)."""
+
+    def __init__(self, message: str, *, models: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__(message, **kw)
+        #: The models that could not be called (for the hint naming their key variables).
+        self.models = models
 
 
 class UpstreamTimeout(GatewayError):

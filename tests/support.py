@@ -65,8 +65,10 @@ class Proc:
 
 
 def _spawn(args: list[str], port: int, log_path: Path, env: dict[str, str] | None,
-           ready_path: str) -> Proc:
-    full_env = {**os.environ, **(env or {})}
+           ready_path: str, *, inherit_env: bool = True) -> Proc:
+    """Start ``args`` and wait for ``ready_path`` to answer 200. ``env`` is added to this
+    process's environment (``inherit_env=False``: is the whole environment)."""
+    full_env = {**(os.environ if inherit_env else {}), **(env or {})}
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=full_env,

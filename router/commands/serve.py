@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import socket
 import sys
 
 NAME = "serve"
@@ -76,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     os.environ["ROUTER_CONFIG"] = os.path.abspath(path)
-    uvicorn.run(
+    try:  # bound before the app starts: "ready" is only logged with the port in hand
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        print(f"router serve: cannot listen on {host}:{port}: {exc.strerror or exc} "
+              "(another process has that port? choose one with --port)", file=sys.stderr)
+        return 1
+    config = uvicorn.Config(
         "router.app:app_from_env",
         factory=True,
         host=host,
@@ -90,4 +97,28 @@ def run(args: argparse.Namespace) -> int:
         timeout_keep_alive=30,
         lifespan="on",
     )
-    return 0
+    with sock:
+        if workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[sock]).run()
+            return 0
+        gateway = uvicorn.Server(config)
+        gateway.run(sockets=[sock])  # Ctrl-C and SIGTERM: a graceful shutdown
+        return 0 if gateway.started else 3  # 3: the app failed to start (logged above)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (as uvicorn binds it, SO_REUSEADDR), shareable
+    with worker processes; raises OSError (address in use, not an address of this host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)  # connections made as soon as "ready" is logged wait in the backlog
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -444,7 +444,8 @@ def _no_route(facts: RouteFacts, route: Route, permitted: int, unreachable: list
     if len(unreachable) == permitted:
         return RouteError("unavailable", (
             f"No model that {who} may use for '{route.name}' can be called from this gateway: "
-            + "; ".join(unreachable) + "."))
+            + "; ".join(unreachable) + "."),
+            tuple(u.partition(": ")[0] for u in unreachable))
     if fits == 0:
         return RouteError("context", (
             f"The request ({facts.prompt_tokens} prompt tokens, max_tokens "

@@ -33,6 +33,8 @@ class RouteError:
 
     kind: RouteErrorKind
     message: str
+    #: For ``unavailable``: the models that cannot be called from here now.
+    models: tuple[str, ...] = ()
 
     def to_gateway_error(self) -> GatewayError:
         if self.kind == "model_not_found":
@@ -40,7 +42,7 @@ class RouteError:
         if self.kind == "permission":
             return PermissionDenied(self.message, param="model")
         if self.kind == "unavailable":
-            return NothingCallable(self.message)
+            return NothingCallable(self.message, models=self.models)
         if self.kind == "context":
             return ContextTooLong(self.message, param="messages")
         if self.kind == "cost":

@@ -9,10 +9,12 @@ other protocols). Both return OpenAI wire format: a JSON body, or SSE bytes for 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from router.config import DEFAULT_API_BASES, ModelConfig
 
@@ -41,7 +43,12 @@ class TransportError(Exception):
 
 
 class ConnectFailed(TransportError):
-    """Could not connect, or the connection dropped before a response."""
+    """Could not connect, or the connection dropped before a response. ``refused``: the host
+    answered that nothing listens on the port (ECONNREFUSED)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class TimedOut(TransportError):
@@ -68,6 +75,24 @@ class Target:
         if self.cfg.api_key_env and not self.api_key:
             return self.cfg.api_key_env
         return None
+
+    @property
+    def local_keyless(self) -> bool:
+        """A model this machine serves itself (no key, an api_base on loopback): when its port
+        refuses connections, its server is not running, and retrying at once cannot help."""
+        return not self.cfg.api_key_env and is_loopback_url(self.api_base)
+
+
+def is_loopback_url(url: str | None) -> bool:
+    host = urlsplit(url).hostname if url else None
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def build_target(name: str, cfg: ModelConfig, env: dict[str, str] | None = None) -> Target:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from router.errors import ServiceUnavailable, UpstreamClientError, UpstreamError, UpstreamTimeout
+from router.errors import NothingCallable, UpstreamClientError, UpstreamError, UpstreamTimeout
 from router.upstream.base import (
     ConnectFailed,
     Endpoint,
@@ -39,8 +39,12 @@ from router.upstream.health import Health
 
 #: The outcome of a model skipped because its circuit is open (router/upstream/health.py).
 CIRCUIT_OPEN = "circuit open"
+#: The outcome of a keyless model on loopback that refused the connection (not running).
+NOT_RUNNING = "not running"
 #: Outcomes of models that were passed over without an attempt.
 NOT_TRIED = frozenset({"no key", CIRCUIT_OPEN})
+#: Outcomes that say a model cannot be called from here now.
+NOT_CALLABLE = NOT_TRIED | {NOT_RUNNING}
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 CLIENT_FAULT = frozenset({400, 413, 422})
 _SECRETISH = re.compile(r"(sk|key|pk|rk)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
@@ -49,7 +53,8 @@ _SECRETISH = re.compile(r"(sk|key|pk|rk)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
 @dataclass(slots=True)
 class Attempt:
     model: str
-    outcome: str  # "ok", "status 503", "timeout", "connect", "no key", "circuit open"
+    outcome: str  # "ok", "status 503", "timeout", "connect", "no key", "circuit open",
+    #               "not running"
     status: int | None = None
     message: str = ""
     seconds: float = 0.0
@@ -185,6 +190,14 @@ class Dispatcher:
                 except ConnectFailed as exc:
                     elapsed = time.perf_counter() - started
                     health.failed(name, "connection failed")
+                    if exc.refused and target.local_keyless:
+                        # A model served on this machine whose server is not running: not
+                        # callable, like a model without its key (no retry; the next model).
+                        self._record(attempts, Attempt(
+                            name, NOT_RUNNING, message=f"nothing listens at {target.api_base} "
+                            "(connection refused): start its server, or set its api_base",
+                            seconds=elapsed), again)
+                        break
                     self._record(attempts, Attempt(name, "connect", message=str(exc),
                                                    seconds=elapsed), again)
                     retry_after = None
@@ -221,7 +234,7 @@ class Dispatcher:
         headers = _attempt_headers(attempts)
         callable_now = [n for n in chain if not self.targets[n].missing_key
                         and self.health.why(n) is None]
-        if not callable_now:
+        if not callable_now or all(a.outcome in NOT_CALLABLE for a in attempts):
             # Nothing in the chain can be called before a circuit's cool-down (or ever, for a
             # missing key): an SDK retrying at once would only multiply the refusals.
             headers["x-should-retry"] = "false"
@@ -238,10 +251,11 @@ def _attempt_headers(attempts: list[Attempt]) -> dict[str, str]:
 def _final_error(chain: Sequence[str], attempts: list[Attempt],
                  headers: dict[str, str]) -> Exception:
     tried = [a for a in attempts if a.outcome not in NOT_TRIED]
-    if not tried:
+    if all(a.outcome in NOT_CALLABLE for a in attempts):
         skipped = "; ".join(f"{a.model}: {a.message}" for a in attempts)
-        return ServiceUnavailable(
-            f"no upstream could be called for {chain[0]!r}: {skipped}", headers=headers
+        return NothingCallable(
+            f"No model could be called for {chain[0]!r}: {skipped}.", headers=headers,
+            models=tuple(dict.fromkeys(a.model for a in attempts)),
         )
     summary = "; ".join(
         f"{a.model}: {a.outcome}" + (f" ({a.message})" if a.message else "") for a in tried[-3:]

@@ -84,7 +84,9 @@ class OpenAICompatTransport:
                 f"no response from {target.name} within its timeout", phase="connect"
             ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
-            raise ConnectFailed(f"cannot reach {target.name}: {type(exc).__name__}") from None
+            refused = isinstance(getattr(exc, "os_error", exc), ConnectionRefusedError)
+            raise ConnectFailed(f"cannot reach {target.name}: {type(exc).__name__}",
+                                refused=refused) from None
         if stream and resp.status == 200:
             return UpstreamResponse(
                 status=200, stream=_iter_body(resp, target.name), close=_closer(resp)

@@ -241,16 +241,21 @@ def test_nothing_callable_is_a_503_the_sdk_does_not_retry_then_a_probe_closes_it
         upstream.stop()
 
 
-def test_the_sdk_stops_after_the_circuit_opens(circuits: Proc) -> None:
-    """The issue's first run: a self-hosted model that refuses connections, the openai SDK with
-    its default 2 retries. Before circuits: 3 attempts per request x 3 requests = 9 connection
-    attempts, then a 502. Now: 3, then 2 more open the circuit and the 502 says not to retry."""
+def test_the_sdk_stops_at_once_when_a_local_model_is_not_running(circuits: Proc) -> None:
+    """The issue's first run: a self-hosted model (keyless, on loopback) that refuses
+    connections, the openai SDK with its default 2 retries. Before: 3 attempts per request x 3
+    requests = 9 connection attempts, then a 502. Now: one attempt; a refused connection on this
+    machine means its server is not running, so the answer is a 503 that says so and that the
+    SDK does not retry (issue 17, point 1)."""
     sdk = openai.OpenAI(base_url=f"{circuits.url}/v1", api_key=GATEWAY_KEY, timeout=20)
     with pytest.raises(openai.APIStatusError) as info:
         sdk.chat.completions.create(model="dead-local",
                                     messages=[{"role": "user", "content": "Hello"}])
-    assert info.value.status_code == 502
+    assert info.value.status_code == 503
     assert info.value.response.headers["x-should-retry"] == "false"
+    assert "nothing listens at http://127.0.0.1:" in info.value.message
     assert metric(circuits, "router_upstream_errors_total", model="dead-local",
-                  reason="connect") == 5
-    assert metric(circuits, "router_requests_total", model="dead-local") == 2
+                  reason="not_running") == 1
+    assert metric(circuits, "router_upstream_errors_total", model="dead-local",
+                  reason="connect") == 0
+    assert metric(circuits, "router_requests_total", model="dead-local") == 1
