@@ -56,10 +56,20 @@ def test_start_up_says_which_models_are_callable_and_which_keys_to_set(
     assert "gpt-4o-mini" in log.split("not callable, key unset:")[1].split("(set OPENAI_API_KEY)")[0]
 
 
+def _local_attempts(proc: Proc) -> float:
+    """Failed attempts on llama-3.1-8b-local so far (router_upstream_errors_total)."""
+    with urllib.request.urlopen(f"{proc.url}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    return sum(float(m.group(1)) for m in re.finditer(
+        r'^router_upstream_errors_total\{[^}]*model="llama-3.1-8b-local"[^}]*\} (\S+)$',
+        metrics, re.M))
+
+
 def test_the_readme_one_liner_without_keys_is_one_clear_503(keyless: tuple[Proc, str]) -> None:
     """Before: a 502 after 9 connection attempts to 127.0.0.1:8001. Now one attempt, and a 503
     naming the variables to set and `router demo`, which the SDK does not retry."""
     proc, vllm = keyless
+    before = _local_attempts(proc)
     sdk = openai.OpenAI(base_url=f"{proc.url}/v1", api_key="sk-router-dev", timeout=30)
     with pytest.raises(openai.APIStatusError) as info:
         sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": "Hello"}])
@@ -70,12 +80,25 @@ def test_the_readme_one_liner_without_keys_is_one_clear_503(keyless: tuple[Proc,
     assert "Set OPENAI_API_KEY, DEEPSEEK_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY" \
         in err.message
     assert "router demo" in err.message
-    with urllib.request.urlopen(f"{proc.url}/metrics", timeout=10) as r:
-        metrics = r.read().decode()
-    attempts = sum(float(m.group(1)) for m in re.finditer(
-        r'^router_upstream_errors_total\{[^}]*model="llama-3.1-8b-local"[^}]*\} (\S+)$',
-        metrics, re.M))
-    assert attempts == 1  # one connection attempt in all (the SDK did not retry)
+    assert _local_attempts(proc) - before == 1  # one connection attempt: the SDK did not retry
+
+
+def test_the_readme_commands_word_for_word(keyless: tuple[Proc, str]) -> None:
+    """The Quick start's export line and one-liner as written (only the port is this test's),
+    run by a shell against `router serve` without keys: one line of error with the 503."""
+    from tests.demo.test_readme import commands, one_liner, quick_start
+
+    proc, _ = keyless
+    (export,) = [c for c in commands(quick_start()) if c.startswith("export OPENAI_BASE_URL=")]
+    script = export.replace("127.0.0.1:8000", f"127.0.0.1:{proc.port}") + "\n" + one_liner()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    run = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("openai.InternalServerError: Error code: 503 - ")
+    assert "Set OPENAI_API_KEY, DEEPSEEK_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY" in last
+    assert "router demo" in last
 
 
 def test_a_model_named_without_its_key_says_which_variable(keyless: tuple[Proc, str]) -> None:
