@@ -227,6 +227,8 @@ async def demo(directory: Path, port: int | None, once: bool, speed: float,
                   "(choose another with --port)", file=sys.stderr)
             return 1
         sock = bind(0)  # 8000 is taken (a `router serve`?): any free port
+        print(f"router demo: port 8000 is in use; the demo gateway takes port "
+              f"{sock.getsockname()[1]}.", file=sys.stderr)
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
     from router.demo import upstream
