@@ -5,11 +5,14 @@ is tried up to ``1 + max_retries`` times on retryable failures (connection error
 5xx) with exponential backoff and jitter, honouring ``Retry-After``; then the next model is
 tried. A rejection of the request itself (400, 413, 422) stops at once: another model would
 refuse it too, and the client must fix it. 401/403/404 move on to the next model without retrying
-(a key or model id is misconfigured there). What each attempt did is kept for headers and logs.
+(a key or model id is misconfigured there). A keyless model on this machine whose port refuses
+the connection is not running: it is not retried either, and counts as not callable, like a
+model without its key. What each attempt did is kept for headers and logs.
 
 Every attempt's outcome feeds the models' circuits (:mod:`router.upstream.health`): a model whose
 circuit is open is skipped like a model without its key. When nothing in the chain can be called
-(keys unset, circuits open), the error says ``x-should-retry: false`` (and, for circuits,
+(keys unset, circuits open, local servers not running), the error is a 503
+(:class:`~router.errors.NothingCallable`) that says ``x-should-retry: false`` (and, for circuits,
 ``Retry-After``), so that the OpenAI SDKs do not repeat a request that cannot succeed yet.
 """
 
