@@ -163,11 +163,7 @@ def measure(run: Run, t: Target, mode: str, conns: int, seconds: int) -> Cell:
 # --- starting things ---------------------------------------------------------------------------
 
 def start_redis(run: Run) -> Proc:
-    port = free_port()
-    p = spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", str(run.tmp)], port, run.tmp / "redis.log")
-    harness.wait_port(p)
-    return p
+    return harness.start_redis(run.tmp)
 
 
 def start_gateway(run: Run, mock: Proc, redis: Proc, paced: Proc) -> Proc:
