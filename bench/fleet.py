@@ -193,7 +193,7 @@ def run_fleet(tmp: Path, *, replicas: int = 8, limit_usd: float = 0.2, concurren
 def _lease_fraction() -> float:
     from router.config import StoreConfig
 
-    return StoreConfig().lease_fraction
+    return float(StoreConfig().lease_fraction)
 
 
 def describe(res: dict[str, Any]) -> str:

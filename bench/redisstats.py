@@ -4,10 +4,11 @@ and after a phase, divided by the requests the phase served.
 Redis counts a command run inside a Lua script (``redis.call``) in ``commandstats`` and in
 ``total_commands_processed`` as well as the ``EVALSHA`` that ran it, so two totals are reported:
 
-* **round trips**: what clients sent. ``EVALSHA``/``EVAL`` and every command no script of the
-  gateway runs; a command that is run both inside scripts and on its own (``GET``, ``SET``,
-  ``EXISTS``, ``HMGET``, ``XINFO``: the ledger exporter's lock and reads, the key store's poll)
-  is counted whole, so this is an upper bound;
+* **round trips**: what clients sent: ``EVALSHA``/``EVAL`` and every command no script of the
+  gateway runs. Commands run both inside scripts and on their own (``GET``, ``SET``,
+  ``EXISTS``, ``HMGET``, ``XINFO``) are counted as inside scripts: on their own they are the
+  periodic background calls (the key store's poll, the ledger exporter's lock and reads), a few
+  per second whatever the load; :func:`idle_rate` measures that background directly;
 * **all commands**: everything Redis executed, inside scripts included
   (``total_commands_processed``).
 
@@ -86,7 +87,7 @@ def per_request(before: Snapshot, after: Snapshot, requests: int,
             kind = "inside scripts" if base not in _ALSO_DIRECT else "inside scripts and direct"
         else:
             kind = "direct"
-        if kind != "inside scripts":
+        if kind in ("script call", "direct"):
             round_trips += calls
         usec = after.usec.get(cmd, 0) - before.usec.get(cmd, 0)
         rows.append({"command": cmd.upper(), "calls": calls, "per_request": calls / n,
@@ -103,6 +104,18 @@ def per_request(before: Snapshot, after: Snapshot, requests: int,
 #: call of one of them may be a round trip of its own.
 _ALSO_DIRECT = frozenset({"get", "set", "exists", "hmget", "xinfo", "xack", "xrange", "xlen",
                           "xreadgroup", "ping"})
+
+
+def idle_rate(port: int, seconds: float = 3.0) -> dict[str, float]:
+    """Commands per second Redis runs for an idle gateway (nothing served): the background."""
+    import time
+
+    s0 = snapshot(port)
+    time.sleep(seconds)
+    s1 = snapshot(port)
+    st = per_request(s0, s1, 1)
+    return {"round_trips_per_s": float(st["round_trips"]) / seconds,  # type: ignore[arg-type]
+            "all_per_s": float(st["all_commands"]) / seconds}  # type: ignore[arg-type]
 
 
 def table(stats: dict[str, object], limit: int = 12) -> str:
