@@ -214,8 +214,9 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def readme(runs: list[dict[str, Any]]) -> str:
-    when = ", ".join(f"{r['label']}: {r['meta']['started']} (load {r['meta']['load0']}, commit "
-                     f"{r['meta'].get('commit', '?')})" for r in runs)
+    when = "; ".join(f"{r['label']}: {r['meta']['started']} (load {r['meta']['load0']}, commit "
+                     f"{r['meta'].get('commit', '?')})"
+                     + (f", {r['meta']['note']}" if r["meta"].get("note") else "") for r in runs)
     lines = [
         "# Gateway benchmark (issue 18: performance, round two)",
         "",
@@ -230,7 +231,8 @@ def readme(runs: list[dict[str, Any]]) -> str:
         "",
         "## Against issue 18's targets",
         "",
-        f"Runs {when}. Same-run ratios; each run's own figures are below.",
+        f"Run{'s' if len(runs) > 1 else ''} {when}. Same-run ratios; each run's own figures are"
+        " below.",
         "",
         targets_table(runs),
         "",

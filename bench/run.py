@@ -450,6 +450,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--label", default="A",
                     help="name of this run: its figures go to bench/results/LABEL.json and the "
                          "README shows every results file's figures side by side (default A)")
+    ap.add_argument("--note", default="",
+                    help="a few words on the run, shown beside its label in the README")
     ap.add_argument("--results", type=Path, default=None,
                     help="where to write this run's results file (default "
                          "bench/results/LABEL.json; with --quick: nowhere unless given)")
