@@ -196,6 +196,7 @@ def _holds(ok: bool | None) -> str:
 
 
 def targets_table(runs: list[dict[str, Any]]) -> str:
+    runs = sorted(runs, key=lambda r: str(r["label"]))
     head = "| target (issue 18) |" + "".join(f" run {r['label']} | |" for r in runs)
     rows = [head, "| --- |" + " --- | --- |" * len(runs)]
     per_run = [targets(r) for r in runs]
@@ -214,6 +215,7 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def readme(runs: list[dict[str, Any]]) -> str:
+    runs = sorted(runs, key=lambda r: str(r["label"]))
     when = "; ".join(f"{r['label']}: {r['meta']['started']} (load {r['meta']['load0']}, commit "
                      f"{r['meta'].get('commit', '?')})"
                      + (f", {r['meta']['note']}" if r["meta"].get("note") else "") for r in runs)
