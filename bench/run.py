@@ -541,7 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.ttfb_requests:
             measure_ttfb(run)
         if a.workers:
-            run.workers = workers.workers_phase(run, mock, paced)
+            try:
+                run.workers = workers.workers_phase(run, mock, paced)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                print(f"workers phase failed: {exc}", flush=True)
+                run.notes.append(f"The two-worker phase failed: {str(exc)[:500]}")
         if a.mem_requests:
             memory_check(run)
         if a.steps:
@@ -549,10 +553,14 @@ def main(argv: list[str] | None = None) -> int:
         if a.profile:
             profile(run)
         if a.fleet:
-            run.fleet = fleet.run_fleet(run.tmp / "fleet", replicas=a.fleet, mock_url=mock.url,
-                                        limit_usd=0.1 if a.quick else 0.2,
-                                        log=lambda m: print(m, flush=True))
-            print("  " + fleet.describe(run.fleet), flush=True)
+            try:
+                run.fleet = fleet.run_fleet(run.tmp / "fleet", replicas=a.fleet,
+                                            mock_url=mock.url, limit_usd=0.1 if a.quick else 0.2,
+                                            log=lambda m: print(m, flush=True))
+                print("  " + fleet.describe(run.fleet), flush=True)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                print(f"fleet check failed: {exc}", flush=True)
+                run.notes.append(f"The fleet check failed: {str(exc)[:500]}")
         keys = redis_budget_keys(run)
         run.notes.append(f"Redis held {keys} keys after the run (budget counters, reservations, "
                          "ledger stream): the gateway reserved and settled on it.")

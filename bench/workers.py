@@ -41,6 +41,7 @@ class CountCell:
     cpu_s: float
     rss_mb: float
     redis: dict[str, object] | None = None
+    unanswered: int = 0  # sent but not answered when wrk stopped (the count is then not exact)
 
     @property
     def rps(self) -> float:
@@ -67,9 +68,10 @@ def count_cell(run: Run, t: Target, mode: str, seconds: int, redis_port: int | N
     rt = f"  redis {cell.redis['round_trips_per_request']:.3f} cmd/req" if cell.redis else ""
     print(f"  {t.name:20s} {mode:6s} c=16  {cell.rps:9.0f} req/s  cpu {cell.cpu_us:7.0f} µs/req"
           f"  200s {cell.ok:,}  other {cell.other}{rt}  load {load}", flush=True)
-    if res["sent"] != res["answered"]:
-        raise RuntimeError(f"{t.name}: {res['sent'] - res['answered']} requests unanswered when "
-                           "wrk stopped: the count is not exact")
+    cell.unanswered = int(res["sent"] - res["answered"])
+    if cell.unanswered:
+        print(f"  WARNING {t.name}: {cell.unanswered} requests unanswered when wrk stopped: the "
+              "count is not exact", flush=True)
     return cell
 
 
@@ -115,6 +117,11 @@ def workers_phase(run: Run, mock: Proc, paced: Proc) -> dict[str, Any]:
         ok = sum(c.ok for c in served)
         other = sum(c.other for c in served)
         chk = ledgercheck.check(cfg, redis.port, ok, other)
+        lost = sum(c.unanswered for c in served)
+        if lost:
+            chk["problems"].append(f"{lost} requests were unanswered when wrk stopped (counted "
+                                   "neither as 200 nor as other): the client's count is short")
+            chk["ok"] = False
         print("  check: " + ledgercheck.summary(chk), flush=True)
     finally:
         for p in procs:
@@ -136,4 +143,5 @@ def _median(xs: list[float]) -> float:
 def _cell_json(c: CountCell) -> dict[str, Any]:
     return {"target": c.target, "mode": c.mode, "load": c.load, "answered": c.answered,
             "ok": c.ok, "other": c.other, "seconds": c.seconds, "rps": c.rps,
-            "cpu_us": c.cpu_us, "rss_mb": c.rss_mb, "redis": c.redis}
+            "cpu_us": c.cpu_us, "rss_mb": c.rss_mb, "redis": c.redis,
+            "unanswered": c.unanswered}
