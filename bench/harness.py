@@ -176,3 +176,14 @@ def rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total_kb * 1024 / 1e6
+
+
+def start_redis(tmp: Path, name: str = "redis") -> Proc:
+    """A throw-away redis-server (no persistence) on a free port, its files in ``tmp``."""
+    port = free_port()
+    d = tmp / name
+    d.mkdir(parents=True, exist_ok=True)
+    p = spawn(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", str(d)], port, tmp / f"{name}.log")
+    wait_port(p)
+    return p

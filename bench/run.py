@@ -1,9 +1,10 @@
-"""The gateway's load benchmark (issue 8): one command, same-run baselines, a results table.
+"""The gateway's load benchmark (issues 8 and 18): one command, same-run baselines, the targets.
 
-    python bench/run.py                 # full run (~5-8 minutes), rewrites bench/README.md
-    python bench/run.py --peer litellm  # also LiteLLM's proxy against the same mock
-    python bench/run.py --quick         # smoke run (~30 s), prints the table, README untouched
+    python bench/run.py --peer litellm --label A   # full run (~10 minutes): bench/results/A.json,
+                                                   # then bench/README.md from bench/results/*.json
+    python bench/run.py --quick         # smoke run (~1 min), prints the tables, README untouched
     python bench/run.py --profile 10    # also py-spy gateway and pass-through, 10 s per mode
+    python bench/report.py              # bench/README.md again from the results files
 
 Starts, on free loopback ports: nginx as the mock upstream (bench/mock_upstream.py),
 redis-server for the budgets, the gateway with everything on (bench/setup_gateway.py), the bare
@@ -13,6 +14,12 @@ proxy (bench/peer_litellm.py). wrk drives each with a few hundred distinct chat 
 so that they see the same machine load; a raw-socket client measures streaming time to first
 byte against a paced stream (bench/ttfb.py, bench/paced_upstream.py); a long run checks the
 gateway's memory for growth; bench/steps.py times each step of the request path in-process.
+Redis commands per request come from ``INFO commandstats`` around each gateway cell
+(bench/redisstats.py); a gateway with ``server.workers: 2`` is measured against one worker and its
+budgets checked afterwards (bench/workers.py); a fleet of 8 replicas on one Redis spends a shared
+budget and is checked for exactness (bench/fleet.py). Each run's figures go to
+``bench/results/<label>.json`` (bench/results.py) and bench/report.py makes the README from all
+of them, issue 18's targets side by side.
 CPU per request comes from /proc (utime + stime of each server's process tree over the
 measurement), resident memory from VmRSS. Exit status: 0 done, 3 a required tool is missing
 (the smoke test skips on it).
@@ -21,13 +28,10 @@ measurement), resident memory from VmRSS. Exit status: 0 done, 3 a required tool
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
+import json
 import os
-import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,23 +43,25 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import fleet  # noqa: E402
 import harness  # noqa: E402
 import peer_litellm  # noqa: E402
+import redisstats  # noqa: E402
+import report  # noqa: E402
+import results  # noqa: E402
 import setup_gateway  # noqa: E402
 import spyprofile  # noqa: E402
 import ttfb  # noqa: E402
+import workers  # noqa: E402
 from harness import Proc, cpu_seconds, free_port, loadavg, rss_mb, spawn  # noqa: E402
 from mock_upstream import start_mock  # noqa: E402
+from results import memory_table, pct, results_table, ttfb_table  # noqa: E402
 
 from router.config import StoreConfig  # noqa: E402
 
 REPO = HERE.parent
 LUA = HERE / "post.lua"
 MODES = ("json", "stream")
-TARGETS_ISSUE = {
-    "rps_16": 4000, "share_of_bare": 0.45, "added_p50_ms": 0.3, "added_p99_ms": 2.0,
-    "ttfb_ms": 1.0, "rss_mb": 150, "litellm_ratio": 20,
-}
 
 
 @dataclass
@@ -82,6 +88,8 @@ class Cell:
     cpu_s: float
     rss_mb: float
     redis_cpu_s: float = 0.0
+    #: Redis commands per request over the cell (bench/redisstats.py), gateway cells only.
+    redis_cmds: dict[str, object] | None = None
 
     @property
     def rps(self) -> float:
@@ -115,6 +123,9 @@ class Run:
     redis: Proc | None = None
     steps: tuple[str, str] | None = None
     peer_error: str | None = None
+    workers: dict[str, object] | None = None
+    fleet: dict[str, object] | None = None
+    redis_idle: dict[str, float] | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -123,34 +134,47 @@ class Run:
 _RESULT = re.compile(r"BENCH_RESULT (.*)")
 
 
-def wrk(run: Run, t: Target, mode: str, conns: int, seconds: int) -> dict[str, float]:
+def wrk(run: Run, t: Target, mode: str, conns: int, seconds: int, count: bool = False
+        ) -> dict[str, float]:
+    """One wrk run. ``count``: bench/post.lua's counting mode (every body sent is answered
+    before wrk stops; the result has sent, answered, ok, other and counted_s)."""
     env = {**os.environ, "BENCH_BODIES": str(run.bodies[mode]), "BENCH_PATH": t.paths[mode],
            "BENCH_AUTH": t.auth or ""}
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
-           t.proc.url + t.paths[mode]]
+    if count:
+        env["BENCH_SECONDS"] = str(seconds)
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds + 2 if count else seconds}s", "--timeout",
+           "10s", "-s", str(LUA), t.proc.url + t.paths[mode]]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
     m = _RESULT.search(r.stdout)
     if r.returncode != 0 or m is None:
         raise RuntimeError(f"wrk against {t.name} failed ({r.returncode}):\n{r.stdout}\n"
                            f"{r.stderr}")
     out = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
-    run.served[t.name] = run.served.get(t.name, 0) + int(out["requests"])
+    served = out["answered"] if count else out["requests"]
+    run.served[t.name] = run.served.get(t.name, 0) + int(served)
     return out
 
 
 def measure(run: Run, t: Target, mode: str, conns: int, seconds: int) -> Cell:
     load = loadavg()
     pid = t.proc.pid
+    gateway = t.name == "gateway" and run.redis is not None
+    s0 = redisstats.snapshot(run.redis.port) if gateway and run.redis else None
     c0 = cpu_seconds(pid)
     r0 = cpu_seconds(run.redis.pid) if run.redis is not None else 0.0
     res = wrk(run, t, mode, conns, seconds)
     c1 = cpu_seconds(pid)
     r1 = cpu_seconds(run.redis.pid) if run.redis is not None else 0.0
+    s1 = redisstats.snapshot(run.redis.port) if gateway and run.redis else None
     errors = int(res["connect"] + res["read"] + res["write"] + res["status"] + res["timeout"])
     cell = Cell(t.name, mode, conns, load, int(res["requests"]), res["duration_us"] / 1e6,
                 res["p50_us"], res["p99_us"], errors, c1 - c0, rss_mb(pid),
                 redis_cpu_s=(r1 - r0) if t.name == "gateway" else 0.0)
+    if s0 is not None and s1 is not None:
+        cell.redis_cmds = redisstats.per_request(s0, s1, cell.requests)
     flag = f"  ERRORS {errors}" if errors else ""
+    if cell.redis_cmds:
+        flag += f"  redis {cell.redis_cmds['round_trips_per_request']:.3f} cmd/req"
     print(f"  {t.name:12s} {mode:6s} c={conns:<3d} {cell.rps:9.0f} req/s  p50 "
           f"{cell.p50_us / 1000:7.2f} ms  p99 {cell.p99_us / 1000:7.2f} ms  "
           f"cpu {cell.cpu_us:7.0f} µs/req  rss {cell.rss_mb:6.1f} MB  load {load}{flag}",
@@ -163,11 +187,7 @@ def measure(run: Run, t: Target, mode: str, conns: int, seconds: int) -> Cell:
 # --- starting things ---------------------------------------------------------------------------
 
 def start_redis(run: Run) -> Proc:
-    port = free_port()
-    p = spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", str(run.tmp)], port, run.tmp / "redis.log")
-    harness.wait_port(p)
-    return p
+    return harness.start_redis(run.tmp)
 
 
 def start_gateway(run: Run, mock: Proc, redis: Proc, paced: Proc) -> Proc:
@@ -235,6 +255,38 @@ def check_once(t: Target, run: Run) -> None:
                              f"${hdrs.get('x-router-cost-usd')}.")
 
 
+def check_everything_on(t: Target, run: Run) -> None:
+    """The gateway under test has every feature on: difficulty moved the bar, Prometheus
+    metrics are served and count the request, budgets reserved from leases in Redis."""
+    body = run.bodies["json"].read_bytes().splitlines()[1]
+    req = urllib.request.Request(t.proc.url + t.paths["json"], data=body, method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": t.auth or ""})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        hdrs = resp.headers
+    problems = []
+    if not hdrs.get("x-router-difficulty"):
+        problems.append("no x-router-difficulty header: the policy's difficulty is off")
+    with urllib.request.urlopen(t.proc.url + "/metrics", timeout=30) as resp:
+        metrics = resp.read().decode()
+    if not re.search(r'^router_classifications_total\{[^}]*difficulty="(easy|medium|hard)"',
+                     metrics, re.M):
+        problems.append("/metrics has no router_classifications_total with a difficulty band")
+    assert run.redis is not None
+    r = subprocess.run(["redis-cli", "-p", str(run.redis.port), "--scan", "--pattern",
+                        "{router}:r:L.*"], capture_output=True, text=True, timeout=10)
+    leases = len(r.stdout.split())
+    if run.args.lease_fraction > 0 and leases == 0:
+        problems.append("no lease in Redis ({router}:r:L.*): budgets are not leased")
+    if problems:
+        raise RuntimeError("the gateway does not have everything on: " + "; ".join(problems))
+    run.notes.append(f"Everything on (checked before measuring): difficulty "
+                     f"{hdrs.get('x-router-difficulty')} ({hdrs.get('x-router-difficulty-band')}),"
+                     f" bars {hdrs.get('x-router-bars')}; /metrics counts classifications by "
+                     f"difficulty band; {leases} budget lease(s) held in Redis "
+                     f"(`store.lease_fraction: {run.args.lease_fraction}`).")
+
+
 def redis_budget_keys(run: Run) -> int:
     """Keys in the bench Redis (non-zero once reservations and settles have run)."""
     assert run.redis is not None
@@ -269,6 +321,10 @@ def measure_ttfb(run: Run) -> None:
         xs = sorted(run.ttfb[t.name])
         print(f"  {t.name:12s} p50 {pct(xs, 50) * 1000:7.2f} ms  p99 {pct(xs, 99) * 1000:7.2f} ms",
               flush=True)
+
+
+def gateway_target(run: Run) -> Target:
+    return next(t for t in run.targets if t.name == "gateway")
 
 
 def memory_check(run: Run) -> None:
@@ -368,292 +424,6 @@ def profile_one(run: Run, t: Target, mode: str, secs: int
     return spyprofile.breakdown(out, per_req), per_req, la, out
 
 
-# --- report --------------------------------------------------------------------------------
-
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))
-    return xs[k]
-
-
-def med(cells: list[Cell], attr: str) -> float:
-    return statistics.median(getattr(c, attr) for c in cells) if cells else float("nan")
-
-
-def pick(run: Run, target: str, mode: str, conns: int) -> list[Cell]:
-    return [c for c in run.cells if c.target == target and c.mode == mode and c.conns == conns]
-
-
-def fmt(x: float, digits: int = 2) -> str:
-    if x != x:  # NaN
-        return "–"
-    return f"{x:,.{digits}f}"
-
-
-def results_table(run: Run) -> str:
-    rows = ["| target | mode | conns | load avg (1m/5m) | req/s | p50 ms | p99 ms | added p50 ms "
-            "| added p99 ms | CPU µs/req | RSS MB | errors |",
-            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for mode in MODES:
-        for conns in (1, 16):
-            mock = pick(run, "mock", mode, conns)
-            for t in run.targets:
-                cells = pick(run, t.name, mode, conns)
-                if not cells:
-                    continue
-                p50, p99 = med(cells, "p50_us") / 1000, med(cells, "p99_us") / 1000
-                if t.name == "mock":
-                    add50 = add99 = "–"
-                else:
-                    add50 = fmt(p50 - med(mock, "p50_us") / 1000)
-                    add99 = fmt(p99 - med(mock, "p99_us") / 1000)
-                cpu = fmt(med(cells, "cpu_us"), 0)
-                if t.name == "gateway" and run.redis is not None:
-                    cpu += f" (+{fmt(med(cells, 'redis_us'), 0)} redis)"
-                rows.append(
-                    f"| {t.name} | {mode} | {conns} | {', '.join(c.load for c in cells)} | "
-                    f"{fmt(med(cells, 'rps'), 0)} | {fmt(p50)} | {fmt(p99)} | {add50} | {add99} | "
-                    f"{cpu} | {fmt(max(c.rss_mb for c in cells), 1)} | "
-                    f"{sum(c.errors for c in cells)} |")
-    return "\n".join(rows)
-
-
-def ttfb_table(run: Run) -> str:
-    rows = ["| target | requests | load avg | TTFB p50 ms | TTFB p99 ms | overhead p50 ms "
-            "| overhead p99 ms |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
-    mock = sorted(run.ttfb.get("mock", []))
-    for t in run.targets:
-        xs = sorted(run.ttfb.get(t.name, []))
-        if not xs:
-            continue
-        o50 = "–" if t.name == "mock" else fmt((pct(xs, 50) - pct(mock, 50)) * 1000)
-        o99 = "–" if t.name == "mock" else fmt((pct(xs, 99) - pct(mock, 99)) * 1000)
-        rows.append(f"| {t.name} | {len(xs)} | {run.ttfb_load[t.name]} | "
-                    f"{fmt(pct(xs, 50) * 1000)} | "
-                    f"{fmt(pct(xs, 99) * 1000)} | {o50} | {o99} |")
-    return "\n".join(rows)
-
-
-def verdicts(run: Run) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, holds) for each of issue 8's targets."""
-    T = TARGETS_ISSUE
-    out: list[tuple[str, str, bool | None]] = []
-    gw16 = med(pick(run, "gateway", "json", 16), "rps")
-    bare16 = med(pick(run, "pass-through", "json", 16), "rps")
-    out.append((f">= {T['rps_16']:,} req/s at 16 connections", f"{fmt(gw16, 0)} req/s",
-                gw16 >= T["rps_16"]))
-    share = gw16 / bare16 if bare16 else float("nan")
-    out.append((f">= {T['share_of_bare']:.0%} of the bare pass-through (same run)",
-                f"{share:.1%} of {fmt(bare16, 0)} req/s", share >= T["share_of_bare"]))
-    g1, m1 = pick(run, "gateway", "json", 1), pick(run, "mock", "json", 1)
-    add50 = (med(g1, "p50_us") - med(m1, "p50_us")) / 1000
-    add99 = (med(g1, "p99_us") - med(m1, "p99_us")) / 1000
-    out.append((f"added latency p50 <= {T['added_p50_ms']} ms at 1 connection",
-                f"{fmt(add50)} ms", add50 <= T["added_p50_ms"]))
-    out.append((f"added latency p99 <= {T['added_p99_ms']} ms at 1 connection",
-                f"{fmt(add99)} ms", add99 <= T["added_p99_ms"]))
-    if run.ttfb.get("gateway") and run.ttfb.get("mock"):
-        o = (pct(sorted(run.ttfb["gateway"]), 50) - pct(sorted(run.ttfb["mock"]), 50)) * 1000
-        out.append((f"streaming TTFB overhead <= {T['ttfb_ms']} ms (p50)", f"{fmt(o)} ms",
-                    o <= T["ttfb_ms"]))
-    if run.memory:
-        pts = run.memory["points"]
-        assert isinstance(pts, list)
-        (_, r_n, _), (served, r_2n, _) = pts[-2], pts[-1]
-        growth = r_2n - r_n
-        out.append((f"RSS <= {T['rss_mb']} MB after 100k requests, no growth",
-                    f"{r_2n:.1f} MB after {served:,} served; {growth:+.1f} MB over the last "
-                    f"{run.memory['n']:,}",
-                    (r_2n <= T["rss_mb"] and growth <= 0.02 * r_n + 2) if served >= 100_000
-                    else None))
-    peer16 = med(pick(run, "litellm", "json", 16), "rps")
-    if peer16 == peer16:
-        ratio = gw16 / peer16
-        out.append((f">= {T['litellm_ratio']}x LiteLLM proxy's throughput (16 connections)",
-                    f"{ratio:.1f}x ({fmt(peer16, 0)} req/s)", ratio >= T["litellm_ratio"]))
-    elif run.args.peer == "litellm":
-        out.append((f">= {T['litellm_ratio']}x LiteLLM proxy's throughput",
-                    f"not measured: {run.peer_error}", None))
-    return out
-
-
-def verdict_table(run: Run) -> str:
-    rows = ["| target (issue 8) | measured | holds |", "| --- | --- | --- |"]
-    for what, got, ok in verdicts(run):
-        rows.append(f"| {what} | {got} | {'yes' if ok else 'n/a' if ok is None else '**no**'} |")
-    return "\n".join(rows)
-
-
-def memory_table(run: Run) -> str:
-    if not run.memory:
-        return "(not run)"
-    rows = ["| point | gateway requests served so far | RSS MB | load avg |",
-            "| --- | ---: | ---: | --- |"]
-    names = ["start of the memory phase", f"after N = {run.memory['n']:,} more",
-             f"after 2N = {2 * int(run.memory['n']):,} more"]  # type: ignore[call-overload]
-    for name, (served, rss, load) in zip(names, run.memory["points"], strict=False):  # type: ignore[arg-type]
-        rows.append(f"| {name} | {served:,} | {rss:.1f} | {load} |")
-    return "\n".join(rows)
-
-
-def versions(run: Run, litellm_version: str | None) -> dict[str, str]:
-    def first_line(cmd: list[str]) -> str:
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return "?"
-        return ((r.stdout or r.stderr).strip().splitlines() or ["?"])[0]
-
-    v = {"python": platform.python_version()}
-    for pkg in ("uvicorn", "uvloop", "httptools", "aiohttp", "starlette", "orjson", "tiktoken",
-                "redis", "prometheus_client", "litellm"):
-        try:
-            name = pkg if pkg != "litellm" else "litellm (gateway env)"
-            v[name] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            v[pkg] = "not installed"
-    if litellm_version:
-        v["litellm[proxy] (peer venv)"] = litellm_version
-    v["nginx"] = first_line(["nginx", "-v"]).replace("nginx version: ", "")
-    v["wrk"] = first_line(["wrk", "-v"]).split(" [")[0]
-    v["redis-server"] = first_line(["redis-server", "--version"]).split(" sha=")[0]
-    with contextlib.suppress(OSError):
-        v["git commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                         capture_output=True, text=True, timeout=10).stdout.strip()
-    return v
-
-
-def machine() -> str:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = "?"
-    with contextlib.suppress(OSError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 1024 / 1024:.0f} GiB"
-    return (f"`nproc` {os.cpu_count()}, {cpu}, {mem} RAM, {platform.system()} "
-            f"{platform.release()}")
-
-
-def report(run: Run, command: str, litellm_version: str | None) -> str:
-    a = run.args
-    vs = versions(run, litellm_version)
-    lines = [
-        "# Gateway benchmark (issue 8)",
-        "",
-        "Generated by `python bench/run.py` — do not edit by hand; rerun it. Analysis, profile",
-        "reading and recommendations: [ANALYSIS.md](ANALYSIS.md).",
-        "",
-        "## Setup",
-        "",
-        "* **Mock upstream**: nginx (one worker, no access log) answering"
-        " `POST /v1/chat/completions` with a fixed chat completion with usage, and"
-        " `POST /stream/v1/chat/completions` with a fixed SSE stream (role, 14 content and"
-        " finish chunks, a usage chunk, `[DONE]`) sent at once — `bench/mock_upstream.py`.",
-        "* **Gateway**: `router serve` (uvicorn + uvloop + httptools, one worker) with"
-        " `bench/setup_gateway.py`'s config: token counting (tiktoken o200k), the classifier, the"
-        " policy choosing among three models (`auto` / `auto-stream`), budgets on Redis (global,"
-        " team, user and key budgets: every request reserves and settles;"
-        f" `store.lease_fraction: {a.lease_fraction}`"
-        + (" as shipped" if a.lease_fraction == StoreConfig().lease_fraction else
-           " — not the shipped default") + "),"
-        " Prometheus metrics on, **access log off** (as shipped: `server.access_log: false`),"
-        " log level `info` (nothing logged per successful request).",
-        "* **Bare pass-through**: `bench/passthrough.py`, uvicorn + uvloop + httptools and one"
-        " pooled aiohttp session: parse the body, rewrite `model`, forward, return"
-        " (DESIGN decision 1).",
-        "* **LiteLLM proxy** (`--peer litellm`): `litellm --config ... --num_workers 1`, default"
-        " settings, in its own virtualenv (`bench/peer_litellm.py`), the same mock.",
-        "* **Load**: wrk, one thread, `bench/post.lua` cycling through 512 distinct chat bodies"
-        " (the project's 245 labelled prompts, English and Chinese, some with a previous turn;"
-        " system prompts, `max_tokens` and `temperature` varied); targets interleaved per cell."
-        " *Added latency* = target percentile − the mock's same percentile in the same cell."
-        " *CPU µs/req* = utime+stime of the server's process tree over the cell ÷ requests"
-        " (for the gateway, Redis's own CPU per request in brackets). RSS = VmRSS after the cell.",
-        "* **Streaming TTFB**: `bench/ttfb.py`, a raw-socket client, N sequential requests on one"
-        " keep-alive connection, time from sending the request to the first body byte, against"
-        " a paced stream (`bench/paced_upstream.py`: the first three events at once, the rest"
-        " later; nginx cannot pace a body this small).",
-        "",
-        "The machine is shared: other sessions run test suites on it, so absolute figures are"
-        " noisy. The load average is printed next to every measurement; CPU µs per request and"
-        " same-run ratios are the figures to compare between runs.",
-        "",
-        "## Machine and versions",
-        "",
-        f"* Machine: {machine()}",
-        f"* Run: {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(run.started))},"
-        f" {time.time() - run.started:.0f} s, load average at start {run.versions.get('load0')}",
-        "* Versions: " + ", ".join(f"{k} {v}" for k, v in vs.items()),
-        "",
-        "Command:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"## Results ({a.duration} s per cell, median of {a.repeat} interleaved"
-        f" repetition{'s' if a.repeat > 1 else ''})",
-        "",
-        results_table(run),
-        "",
-        "### Against issue 8's targets",
-        "",
-        verdict_table(run),
-        "",
-        "### Streaming time to first byte",
-        "",
-        f"{a.ttfb_requests} sequential streaming requests per target (LiteLLM: at most 300) on"
-        " one connection, to the"
-        " paced upstream (`bench/paced_upstream.py`: its first three events at once, the rest"
-        f" {a.ttfb_delay_ms:g} ms later, as a model streams tokens): the time until the first"
-        " body byte reaches the client. The mock's row is that upstream called directly.",
-        "",
-        ttfb_table(run),
-        "",
-        "### Memory",
-        "",
-        f"Gateway RSS while serving 2 × N more requests (N = `--mem-requests` {a.mem_requests:,}),"
-        " alternating JSON and streaming wrk runs at 16 connections.",
-        "",
-        memory_table(run),
-        "",
-    ]
-    if run.steps:
-        lines += ["### Where the CPU goes: per step, in-process", "",
-                  "`bench/steps.py`: each step of the request path timed with"
-                  " `time.process_time` (CPU) over the 512 bench bodies, one request at a time,"
-                  " best of 3 passes; steps 1-4 line by line inside one pass, as"
-                  " `pipeline._decide` runs them (timed apart, token counting and classification"
-                  " each look cheaper: their caches stay warm). Load average"
-                  f" {run.steps[1]} when it started. I/O steps (Redis, upstream) include their"
-                  " socket calls; under concurrent load the event loop batches some of that"
-                  " work, so they cost less per request there. The gateway's CPU per request"
-                  " under load (table above) minus these is the HTTP server, the framework"
-                  " objects and the event loop.", "",
-                  run.steps[0], ""]
-    if run.profiles:
-        lines += ["### Profile (py-spy)", "",
-                  "Shares of py-spy samples (200 Hz, idle excluded) turned into µs with the CPU"
-                  " per request over the same window. On a machine this loaded a sample also"
-                  " lands on a thread that is runnable but waiting for a core, typically right"
-                  " after a socket write has woken its reader, so socket-heavy steps (Redis,"
-                  " aiohttp, uvicorn's writes) read high here; the in-process table is the"
-                  " better measure of each step's own CPU.", ""]
-        for what, (rows, per_req, load, _) in run.profiles.items():
-            lines += [f"{what}, 16 connections, {a.profile} s at 200 Hz, load {load}; "
-                      f"{per_req:.0f} µs CPU per request over the window; each sample charged to "
-                      "the innermost frame of a known step (`bench/spyprofile.py`).", "",
-                      spyprofile.table(rows), ""]
-    if run.notes:
-        lines += ["### Notes", ""] + [f"* {n}" for n in run.notes] + [""]
-    return "\n".join(lines)
-
-
 # --- main ----------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -677,6 +447,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lease-fraction", type=float, default=StoreConfig().lease_fraction,
                     help="store.lease_fraction of the gateway's Redis store (default: as shipped, "
                          "%(default)s; 0: off)")
+    ap.add_argument("--label", default="A",
+                    help="name of this run: its figures go to bench/results/LABEL.json and the "
+                         "README shows every results file's figures side by side (default A)")
+    ap.add_argument("--note", default="",
+                    help="a few words on the run, shown beside its label in the README")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="where to write this run's results file (default "
+                         "bench/results/LABEL.json; with --quick: nowhere unless given)")
+    ap.add_argument("--no-workers", dest="workers", action="store_false",
+                    help="skip the server.workers: 2 phase")
+    ap.add_argument("--fleet", type=int, default=8, metavar="N",
+                    help="replicas of the fleet check (default 8; 0 skips it)")
     ap.add_argument("--readme", type=Path, default=None,
                     help="where to write the results (default bench/README.md; with --quick: "
                          "nowhere unless given)")
@@ -689,8 +471,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.ttfb_requests = min(a.ttfb_requests, 30)
         a.mem_requests = min(a.mem_requests, 300)
         a.profile = min(a.profile, 2)
-    elif a.readme is None:
-        a.readme = HERE / "README.md"
+    else:
+        if a.readme is None:
+            a.readme = HERE / "README.md"
+        if a.results is None:
+            a.results = report.RESULTS / f"{a.label}.json"
     return a
 
 
@@ -746,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
             run.bodies[mode] = path
         for t in run.targets:
             check_once(t, run)
+        check_everything_on(gateway_target(run), run)
+        run.redis_idle = redisstats.idle_rate(run.redis.port)
         print(f"warm-up ({a.warmup} s per target and mode) ...", flush=True)
         for t in run.targets:
             for mode in MODES:
@@ -753,12 +540,27 @@ def main(argv: list[str] | None = None) -> int:
         grid(run)
         if a.ttfb_requests:
             measure_ttfb(run)
+        if a.workers:
+            try:
+                run.workers = workers.workers_phase(run, mock, paced)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                print(f"workers phase failed: {exc}", flush=True)
+                run.notes.append(f"The two-worker phase failed: {str(exc)[:500]}")
         if a.mem_requests:
             memory_check(run)
         if a.steps:
             run_steps(run)
         if a.profile:
             profile(run)
+        if a.fleet:
+            try:
+                run.fleet = fleet.run_fleet(run.tmp / "fleet", replicas=a.fleet,
+                                            mock_url=mock.url, limit_usd=0.1 if a.quick else 0.2,
+                                            log=lambda m: print(m, flush=True))
+                print("  " + fleet.describe(run.fleet), flush=True)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                print(f"fleet check failed: {exc}", flush=True)
+                run.notes.append(f"The fleet check failed: {str(exc)[:500]}")
         keys = redis_budget_keys(run)
         run.notes.append(f"Redis held {keys} keys after the run (budget counters, reservations, "
                          "ledger stream): the gateway reserved and settled on it.")
@@ -770,18 +572,28 @@ def main(argv: list[str] | None = None) -> int:
             p.stop()
         if not a.keep:
             shutil.rmtree(run.tmp, ignore_errors=True)
-    text = report(run, command, litellm_version)
+    res = results.collect(run, command, litellm_version, a.label)
     print()
     print(results_table(run))
-    print()
-    print(verdict_table(run))
     print()
     print(ttfb_table(run))
     print()
     print(memory_table(run))
+    print()
+    print(report.targets_table([res]))
+    paths = None
+    if a.results is not None:
+        a.results.parent.mkdir(parents=True, exist_ok=True)
+        a.results.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+        print(f"\nwrote {a.results}")
+        if a.results.parent != report.RESULTS:
+            paths = [a.results]
     if a.readme is not None:
-        a.readme.write_text(text)
-        print(f"\nwrote {a.readme}")
+        if paths is None and a.results is None:  # --quick --readme: this run alone
+            a.readme.write_text(report.readme([res]))
+        else:
+            report.write(a.readme, paths)
+        print(f"wrote {a.readme}")
     return 0
 
 
