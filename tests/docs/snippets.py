@@ -112,48 +112,43 @@ def shipped_policy_doc() -> Document:
     return parse_sources(read_sources(shipped_policy_path()), env={})
 
 
-def merged(base: Document, part: Document) -> MergedDocument:
-    """``part``'s top-level sections in place of ``base``'s (as a policy directory merges)."""
+#: Sections of named entries: a snippet showing some adds or replaces those entries only.
+BY_NAME = ("models", "gpus")
+
+
+def merged(base: Document, part: Document, by_name: tuple[str, ...] = ()) -> MergedDocument:
+    """``part``'s top-level sections in place of ``base``'s (as a policy directory merges);
+    for the sections in ``by_name``, its entries in place of the base's entries. Problems in
+    a section the part has are named after the part (its lines, its path)."""
     keys = {str(k) for k in part.data}
     origins = base.origins if isinstance(base, MergedDocument) else {}
     data = {k: v for k, v in base.data.items() if str(k) not in keys} | part.data
-    lines = {loc: n for loc, n in base.lines.items() if loc and str(loc[0]) not in keys}
+    replaced = set(keys)
+    for section in by_name:
+        if isinstance(part.data.get(section), dict) and isinstance(base.data.get(section), dict):
+            data[section] = base.data[section] | part.data[section]
+            replaced.discard(section)  # the base's other entries keep their lines
+    lines = {loc: n for loc, n in base.lines.items() if loc and str(loc[0]) not in replaced}
     lines |= {loc: n for loc, n in part.lines.items() if loc}
     where = {str(k): origins.get(str(k), base.path) for k in base.data} | dict.fromkeys(
         keys, part.path)
     return MergedDocument(path=part.path, data=data, lines=lines, origins=where)
 
 
-def kind_of(data: Any) -> str | None:
-    """``policy`` or ``config`` from the top-level keys; None if neither or both fit."""
+def kinds_of(data: Any) -> tuple[str, ...]:
+    """What the top-level keys allow: ``policy``, ``config``, both (``models:`` alone), none."""
     if not isinstance(data, dict) or not data:
-        return None
+        return ()
     keys = {str(k) for k in data}
-    is_policy, is_config = keys <= POLICY_KEYS, keys <= CONFIG_KEYS
-    if is_policy != is_config:
-        return "policy" if is_policy else "config"
-    return None
+    return tuple(k for k, known in (("config", CONFIG_KEYS), ("policy", POLICY_KEYS))
+                 if keys <= known)
 
 
-def check_yaml(block: Block) -> list[str]:
-    """Problems of one ```yaml block (empty: it passes), ``file:line: key: message``."""
-    try:
-        doc = parse_text(block.numbered(), block.path, AnyEnv())
-    except DocumentError as exc:
-        return exc.problems
-    kind = kind_of(doc.data)
-    if kind is None:
-        keys = sorted(map(str, doc.data)) if isinstance(doc.data, dict) else []
-        unknown = [k for k in keys if k not in POLICY_KEYS | CONFIG_KEYS]
-        if unknown:
-            return [doc.error((k,), "unknown key (neither a policy nor a config.yaml section)")
-                    for k in unknown]
-        return [f"{block.where}: not a policy or config.yaml fragment (top-level keys {keys}); "
-                "mark it <!-- not-checked: why --> if it is meant as something else"]
+def _check_as(kind: str, doc: Document) -> list[str]:
     config, config_doc = shipped_config()
     if kind == "config":
         try:
-            build_config(merged(config_doc, doc))
+            build_config(merged(config_doc, doc, BY_NAME))
         except ConfigError as exc:
             return exc.problems
         return []
@@ -164,6 +159,31 @@ def check_yaml(block: Block) -> list[str]:
     except PolicyError as exc:
         return exc.problems
     return []
+
+
+def check_yaml(block: Block) -> list[str]:
+    """Problems of one ```yaml block (empty: it passes), ``file:line: key: message``. A block
+    whose keys fit both files (``models:``) passes if it is valid as either."""
+    try:
+        doc = parse_text(block.numbered(), block.path, AnyEnv())
+    except DocumentError as exc:
+        return exc.problems
+    kinds = kinds_of(doc.data)
+    if not kinds:
+        keys = sorted(map(str, doc.data)) if isinstance(doc.data, dict) else []
+        unknown = [k for k in keys if k not in POLICY_KEYS | CONFIG_KEYS]
+        if unknown:
+            return [doc.error((k,), "unknown key (neither a policy nor a config.yaml section)")
+                    for k in unknown]
+        return [f"{block.where}: not a policy or config.yaml fragment (top-level keys {keys}); "
+                "mark it <!-- not-checked: why --> if it is meant as something else"]
+    problems: list[str] = []
+    for kind in kinds:
+        found = _check_as(kind, doc)
+        if not found:
+            return []
+        problems += [f"{p} (as a {kind} fragment)" for p in found]
+    return problems
 
 
 def checked_blocks(page: Path) -> list[Block]:

@@ -34,7 +34,8 @@ from tests.docs.snippets import (
 )
 
 DOCS = REPO / "docs"
-PAGES = [DOCS / name for name in ("policy.md", "budgets.md", "apis.md", "deployment.md")]
+PAGES = [*(DOCS / name for name in ("policy.md", "budgets.md", "apis.md", "deployment.md")),
+         REPO / "README.md"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
@@ -71,7 +72,9 @@ def test_the_budget_pages_have_their_snippets_checked() -> None:
      "docs/x.md:13: store.fail_mode: "),
     ("auth:\n  keys:\n    - {alias: a, key_env: K, budget_usd: {hourly: 1}}\n",
      "docs/x.md:13: auth.keys[0].budget_usd.hourly: "),
-    ("models: {}\n", "not a policy or config.yaml fragment"),
+    ("models:\n  gpt-4o: {reasoning: 70, provider: openai}\n",
+     "docs/x.md:12: models.gpt-4o.provider: unknown key (as a policy fragment)"),
+    ("- budgets\n", "not a policy or config.yaml fragment"),
 ])
 def test_a_bad_snippet_is_caught(snippet: str, expected: str) -> None:
     """The checker itself: an unknown key, a bad value or an ambiguous block fails, naming the
