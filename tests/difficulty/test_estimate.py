@@ -61,14 +61,36 @@ def test_kinds_and_chinese_length() -> None:
 
 
 def test_the_shipped_model_is_rebuilt_by_the_training_script(tmp_path: Path) -> None:
+    """A fresh fit equals the shipped model.json: the same signals, data and settings, the same
+    optimum, the same estimates. Not byte for byte: the fit stops on a relative change of the
+    loss, and different CPUs' floating-point kernels take different paths to it (measured
+    between two machines: loss equal to 1e-5, estimates within 0.05 logit, std 0.66)."""
     for name in ("routellm_gsm8k.jsonl", "routellm_mmlu.jsonl", "dcrouter_train.jsonl"):
         shared(f"outcomes/{name}")
     shared("train/math_en.jsonl")
     out = tmp_path / "model.json"
     assert main(["--out", str(out)]) == 0
-    assert json.loads(out.read_text()) == json.loads(MODEL_JSON.read_text()), (
-        "the shipped difficulty model differs from a fresh fit: run "
-        "python -m router.difficulty.train and commit router/difficulty/model.json")
+    fresh, shipped = json.loads(out.read_text()), json.loads(MODEL_JSON.read_text())
+    hint = ("the shipped difficulty model differs from a fresh fit: run "
+            "python -m router.difficulty.train and commit router/difficulty/model.json")
+    assert fresh.keys() == shipped.keys(), hint
+    assert fresh["signals"].keys() == shipped["signals"].keys(), hint
+    assert fresh["meta"].keys() == shipped["meta"].keys(), hint
+    assert fresh["meta"]["abilities"].keys() == shipped["meta"]["abilities"].keys(), hint
+    for key, value in shipped["meta"].items():
+        if key not in ("abilities", "iterations", "loss"):
+            assert fresh["meta"][key] == value, (key, hint)
+    assert fresh["meta"]["loss"] == pytest.approx(shipped["meta"]["loss"], abs=1e-4), hint
+    a, b = DifficultyModel.load(out), DifficultyModel.load(MODEL_JSON)
+    texts = [r.text for name in ("routellm_gsm8k.jsonl", "routellm_mmlu.jsonl",
+                                 "dcrouter_test.jsonl")
+             for r in read_outcomes(shared(f"outcomes/{name}"))[::20]]
+    za = np.array([a.logit(t) for t in texts])
+    zb = np.array([b.logit(t) for t in texts])
+    assert float(np.max(np.abs(za - zb))) < 0.1, hint
+    assert float(np.corrcoef(za, zb)[0, 1]) > 0.999, hint
+    assert all(a.estimate(t).band == b.estimate(t).band for t in texts[:: 7]
+               if abs(b.estimate(t).value - 0.35) > 0.02 and abs(b.estimate(t).value - 0.65) > 0.02)
 
 
 def test_calibrated_on_a_split_it_never_saw() -> None:
