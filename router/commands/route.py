@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     body = _body(args)
     budget = _budget(args.budget)
-    cfg, _ = load(args.config)
+    cfg, found = load(args.config)
     try:
         catalogue = resolve_catalogue(cfg)
         policy = load_policy(args.policy or default_policy_path(cfg), cfg, catalogue)
@@ -179,5 +179,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"router route: {note}", file=sys.stderr)
     else:
         print(explained.text(policy))
-        print(f"\n{note}")
+        print(f"\nconfig: {found.describe()}\n{note}")
     return 0 if explained.decision.ok else 1

@@ -89,6 +89,7 @@ def test_the_table_says_what_was_assumed(tmp_path: Path) -> None:
         "keys: as a gateway started with this environment, passed over deepseek-chat, "
         "deepseek-reasoner (DEEPSEEK_API_KEY unset); --all-keys decides as if every key were set")
     assert "DEEPSEEK_API_KEY is not set here" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-2] == f"config: {REPO / 'config.yaml'} (--config)"
     every = {v: "sk-set" for v in KEY_VARS}
     done = router("route", PROMPTS[0], "--config", str(REPO / "config.yaml"), cwd=tmp_path,
                   env=user_env(tmp_path, **every))
