@@ -36,7 +36,7 @@ EXIT_BROKEN_PIPE = 141
 
 
 def error_lines(command: str, message: str) -> str:
-    """``message`` with every line after ``router COMMAND: ``."""
+    """``message`` with every line after ``router COMMAND: error: ``."""
     lines = [ln for ln in str(message).splitlines() if ln.strip()] or ["error"]
     return "\n".join(f"router {command}: error: {ln}" for ln in lines)
 
