@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from router.configpath import find_config, rebase_sqlite_url, store_base
 from router.yamlfile import Document, DocumentError, load_file, parse_text, validate
 
 #: Providers that speak OpenAI's chat-completions protocol: served by the fast pass-through path.
@@ -618,7 +619,13 @@ def build_config(doc: Document) -> Config:
     problems = _cross_check(doc, cfg)
     if problems:
         raise ConfigError(problems)
-    return cfg.model_copy(update={"source": doc.path})
+    update: dict[str, Any] = {"source": doc.path}
+    base = store_base(doc.path) if not doc.path.startswith("<") else None
+    if base is not None:  # the packaged default or the user's config: data in the data dir
+        url = rebase_sqlite_url(cfg.store.url, base)
+        if url != cfg.store.url:
+            update["store"] = cfg.store.model_copy(update={"url": url})
+    return cfg.model_copy(update=update)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -641,8 +648,10 @@ def config_from_text(
 
 
 def default_config_path() -> Path:
-    """``$ROUTER_CONFIG``, else ``./config.yaml``."""
-    return Path(os.environ.get("ROUTER_CONFIG", "config.yaml"))
+    """The config file to use when none is given: ``$ROUTER_CONFIG``, ``./config.yaml``, the
+    user's config directory, else the packaged default (:func:`router.configpath.find_config`
+    also says which of these it was)."""
+    return find_config().path
 
 
 def key_hash(secret: str) -> str:

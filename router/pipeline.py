@@ -208,9 +208,11 @@ def ledger_row(state: AppState, out: Outcome, status: str) -> LedgerRow:
     decision = out.decision
     prompt = out.prompt_tokens if out.usage_prompt_tokens is None else out.usage_prompt_tokens
     actual = out.actual_micro if status != STATUS_ERROR and out.actual_micro is not None else 0
-    reference = 0
+    reference = None
     if out.policy is not None and status != STATUS_ERROR:
-        reference = reference_cost_micro(out.policy, prompt, out.completion_tokens) or 0
+        reference = reference_cost_micro(out.policy, prompt, out.completion_tokens)
+    if reference is None:  # no reference model for it (embeddings, policy: null): saved nothing
+        reference = actual
     caller = out.caller
     return LedgerRow(
         out.store_id, out.served_by or (decision.model if decision else ""), caller.alias,

@@ -28,7 +28,14 @@ from zoneinfo import ZoneInfo
 
 from router.admin.keys import PERIOD_NAMES
 from router.budgets.keys import CounterTotal, KeyStore
-from router.budgets.spec import GROUP_FIELDS, Period, SpendRow, Window, window_of
+from router.budgets.spec import (
+    GROUP_FIELDS,
+    STATUS_ERROR,
+    Period,
+    SpendRow,
+    Window,
+    window_of,
+)
 from router.budgets.store import BudgetStore
 
 #: "Forever" for open-ended ranges (year 5138): finite, so every store compares it plainly.
@@ -153,20 +160,42 @@ def parse_filters(given: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _money(requests: int, prompt: int, completion: int, est: int, actual: int,
-           ref: int) -> dict[str, Any]:  # fmt: skip
+           ref: int, failed: int = 0) -> dict[str, Any]:  # fmt: skip
     return {
-        "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
+        "requests": requests, "failed_requests": failed, "prompt_tokens": prompt,
+        "completion_tokens": completion,
         "estimated_micro": est, "actual_micro": actual, "reference_micro": ref,
         "savings_micro": ref - actual, "actual_usd": usd(actual), "reference_usd": usd(ref),
         "savings_usd": usd(ref - actual),
     }  # fmt: skip
 
 
-def _row_json(window: str | None, row: SpendRow) -> dict[str, Any]:
+def _row_json(window: str | None, row: SpendRow, failed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"window": window} if window is not None else {}
     out["group"] = dict(row.group)
     out.update(_money(row.requests, row.prompt_tokens, row.completion_tokens,
-                      row.estimated_micro, row.actual_micro, row.reference_micro))  # fmt: skip
+                      row.estimated_micro, row.actual_micro, row.reference_micro,
+                      failed))  # fmt: skip
+    return out
+
+
+def _with_failed(rows: Sequence[SpendRow], group_by: Sequence[str]) -> list[tuple[SpendRow, int]]:
+    """Rows queried with ``status`` added to ``group_by``, folded back into ``group_by``'s groups,
+    each with its count of failed requests (status ``error``: answered with an error, charged
+    nothing); largest spend first, as the stores sort."""
+    folded: dict[tuple[Any, ...], list[int]] = {}
+    groups: dict[tuple[Any, ...], dict[str, str | None]] = {}
+    for row in rows:
+        key = tuple(row.group.get(g) for g in group_by)
+        groups[key] = {g: row.group.get(g) for g in group_by}
+        sums = folded.setdefault(key, [0] * 7)
+        for i, v in enumerate((row.requests, row.prompt_tokens, row.completion_tokens,
+                               row.estimated_micro, row.actual_micro, row.reference_micro)):
+            sums[i] += v
+        if row.group.get("status") == STATUS_ERROR:
+            sums[6] += row.requests
+    out = [(SpendRow(groups[k], *s[:6]), s[6]) for k, s in folded.items()]
+    out.sort(key=lambda r: (-r[0].actual_micro, tuple(str(v) for v in r[0].group.values())))
     return out
 
 
@@ -178,12 +207,15 @@ async def spend_report(
     tz = store.calendar.tz
     ledger = store.history or store  # with an archive: the rows trimmed from the store too
     data: list[dict[str, Any]] = []
-    sums = [0] * 6
+    sums = [0] * 7
+    by_status = [*group_by, "status"] if "status" not in group_by else list(group_by)
     for label, t0, t1 in rng.windows:
-        for row in await ledger.ledger_query(t0, t1, list(group_by), dict(filters) or None):
-            data.append(_row_json(label, row))
+        rows = await ledger.ledger_query(t0, t1, by_status, dict(filters) or None)
+        for row, failed in _with_failed(rows, group_by):
+            data.append(_row_json(label, row, failed))
             for i, v in enumerate((row.requests, row.prompt_tokens, row.completion_tokens,
-                                   row.estimated_micro, row.actual_micro, row.reference_micro)):
+                                   row.estimated_micro, row.actual_micro, row.reference_micro,
+                                   failed)):
                 sums[i] += v
     return {
         "object": "spend_report", "timezone": store.timezone,
@@ -256,11 +288,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     group_by: list[str] = report["group_by"]
     bucketed = any("window" in r for r in report["data"])
     lead = (["window"] if bucketed else []) + group_by
-    headers = [*lead, "requests", "prompt_tok", "completion_tok", "actual_usd", "reference_usd",
-               "savings_usd"]  # fmt: skip
+    headers = [*lead, "requests", "failed", "prompt_tok", "completion_tok", "actual_usd",
+               "reference_usd", "savings_usd"]  # fmt: skip
 
     def cells(r: Mapping[str, Any], names: Sequence[str]) -> list[str]:
-        return [*names, f"{r['requests']:,}", f"{r['prompt_tokens']:,}",
+        return [*names, f"{r['requests']:,}", f"{r.get('failed_requests', 0):,}",
+                f"{r['prompt_tokens']:,}",
                 f"{r['completion_tokens']:,}", _usd(r["actual_micro"]),
                 _usd(r["reference_micro"]), _usd(r["savings_micro"])]  # fmt: skip
 
@@ -279,7 +312,9 @@ def format_report(report: Mapping[str, Any]) -> str:
     span = f"{report['period']} {report['window']}: " if report.get("window") else ""
     head = (f"Spend, {span}from {since} to {until} ({report['timezone']})"
             f"{' where ' + flt if flt else ''}")
-    return head + "\n\n" + _table(headers, rows, numeric_from=len(headers) - 6)
+    foot = ("\n\nfailed: of the requests, those answered with an error (502, 503, ...): charged "
+            "nothing" if report["total"].get("failed_requests") else "")
+    return head + "\n\n" + _table(headers, rows, numeric_from=len(headers) - 7) + foot
 
 
 def format_check(check: Mapping[str, Any]) -> str:

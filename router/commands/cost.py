@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from router.cli import UsageError
+from router.commands._config import add_config_argument, load_config_only
 from router.costs.report import (
     cost_table,
     fmt_count,
     fmt_sig,
     fmt_usd,
     format_cost_table,
-    load_config,
     resolve,
 )
 
@@ -131,7 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--discount", default=1.0, help="multiplier on the rent, e.g. 0.5 for 50%% off (1.0)"
         )
-        p.add_argument("--config", type=Path, help="take GPUs (and overrides) from this config")
+        p.add_argument("--config", type=Path, help="take GPUs (and overrides) from this config "
+                       "(default: the built-in GPUs only)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     inf = sub.add_parser(
@@ -187,9 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="completion tokens (default: max_tokens of the body, else expected by task)",
     )
     req.add_argument("--task", help="task class for the expected output (reasoning, expression)")
-    req.add_argument(
-        "--config", type=Path, help="config file (default: $ROUTER_CONFIG or ./config.yaml)"
-    )
+    add_config_argument(req)
     req.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -220,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 def _gpu(args: argparse.Namespace) -> dict[str, Any]:
     from router.costs.gpus import Gpu, gpu_catalogue, lookup_gpu
 
-    cfg = load_config(args.config) if args.config else None
+    cfg = load_config_only(args.config) if args.config else None
     gpu = lookup_gpu(args.gpu, gpu_catalogue(cfg))
     if args.tflops or args.usd_per_hour:
         gpu = Gpu(
@@ -423,7 +422,7 @@ def _read_body(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str | N
 
 
 def _request(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    cfg = load_config(args.config)
+    cfg = load_config_only(args.config)
     if args.model not in cfg.models:
         raise ValueError(f"unknown model {args.model!r} (known: {', '.join(sorted(cfg.models))})")
     catalogue = resolve(cfg)

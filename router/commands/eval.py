@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from router.cli import UsageError
+from router.commands._config import add_config_argument
 
 NAME = "eval"
 HELP = "Replay graded model outcomes through the policy: quality kept per dollar."
@@ -38,8 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="YAML: the catalogue entry and capability of each model in FILE")
         p.add_argument("--policy", type=Path, help="policy file or directory "
                        "(default: the config's policy)")
-        p.add_argument("--config", type=Path,
-                       help="config file (default: $ROUTER_CONFIG or ./config.yaml)")
+        add_config_argument(p)
         p.add_argument("--route", default="auto", help="the route requests ask for "
                        "(default: auto)")
         p.add_argument("--json", action="store_true", help="print JSON")

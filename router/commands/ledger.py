@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from router.cli import UsageError
+from router.commands._config import add_config_argument, load
 
 NAME = "ledger"
 HELP = "Export the spend ledger to its archive (PostgreSQL, JSONL files) and trim the store."
@@ -37,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, text in (("export", "move new ledger rows to the archive, then trim"),
                        ("status", "show the export's backlog and the archive's totals")):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--config", type=Path,
-                       help="config file (default: $ROUTER_CONFIG or ./config.yaml)")
+        add_config_argument(p)
         p.add_argument("--store-url", help="the budget store instead of the config's store.url")
         p.add_argument("--prefix", default="router", help="Redis key prefix (default: router)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -50,14 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from router.config import ConfigError, default_config_path, load_config
-
-    try:
-        cfg = load_config(args.config if args.config is not None else default_config_path())
-    except ConfigError as exc:
-        raise UsageError("\n".join(exc.problems)) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read the config: {exc}") from None
+    cfg, _ = load(args.config)
     store_cfg = cfg.store
     if args.store_url:
         store_cfg = store_cfg.model_copy(update={"url": args.store_url})

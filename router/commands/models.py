@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from router.cli import UsageError
+from router.commands._config import add_config_argument, load
 
 NAME = "models"
 HELP = "List the model catalogue with prices (USD per 1M tokens), price source and context window."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, help="config file (default: $ROUTER_CONFIG or ./config.yaml)"
-    )
+    add_config_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.costs.report import format_models_table, load_config, models_rows, resolve
+    from router.costs.report import format_models_table, models_rows, resolve
 
+    cfg, _ = load(args.config)
     try:
-        rows = models_rows(resolve(load_config(args.config)))
+        rows = models_rows(resolve(cfg))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.json:

@@ -6,8 +6,9 @@
     router policy check policies/*.yaml --config config.yaml
     router policy schema > policy.schema.json    # for editors (yaml-language-server)
 
-``check`` prints ``file:line: key: message`` for every problem on stderr and exits 1 if any file
-is invalid; warnings (e.g. a catalogue model without capabilities) do not fail the check.
+``check`` prints ``router policy: error: file:line: key: message`` for every problem on stderr
+and exits 1 if any file is invalid (2 if the config itself does not load); warnings (e.g. a
+catalogue model without capabilities) do not fail the check.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from router.cli import UsageError, error_lines
+from router.commands._config import add_config_argument, load
 
 NAME = "policy"
 HELP = "Check routing policy files (file:line: key errors) or print their JSON Schema."
@@ -25,21 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="validate policy files against the config's catalogue")
     check.add_argument("files", nargs="*", type=Path,
                        help="policy files or directories (default: the config's policy)")
-    check.add_argument("--config", type=Path,
-                       help="config file (default: $ROUTER_CONFIG or ./config.yaml)")
+    add_config_argument(check)
     check.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     sub.add_parser("schema", help="print the JSON Schema of a policy file")
-
-
-def _load_config(path: Path | None) -> object:
-    from router.config import ConfigError, default_config_path, load_config
-
-    try:
-        return load_config(path if path is not None else default_config_path())
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return None
 
 
 def _summary(path: Path, policy: object) -> str:
@@ -53,19 +45,16 @@ def _summary(path: Path, policy: object) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from router.config import Config
+    from router.config import ConfigError
     from router.costs.pricing import resolve_catalogue
     from router.policy.compile import default_policy_path, load_policy
     from router.policy.errors import PolicyError
 
-    cfg = _load_config(args.config)
-    if not isinstance(cfg, Config):
-        return 2
+    cfg, _ = load(args.config)
     try:
         catalogue = resolve_catalogue(cfg)
-    except Exception as exc:  # ConfigError: a model without a price
-        print(exc, file=sys.stderr)
-        return 2
+    except ConfigError as exc:  # a model without a price
+        raise UsageError("\n".join(exc.problems)) from None
     files = list(args.files) or [default_policy_path(cfg)]
     failed = 0
     for path in files:
@@ -73,15 +62,15 @@ def _check(args: argparse.Namespace) -> int:
             policy = load_policy(path, cfg, catalogue)
         except PolicyError as exc:
             failed += 1
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
+            print(error_lines(NAME, "\n".join(exc.problems)), file=sys.stderr)
             continue
         if not args.quiet:
             print(_summary(path, policy))
             for warning in policy.warnings:
                 print(f"warning: {warning}")
     if failed:
-        print(f"{failed} of {len(files)} policy file(s) invalid", file=sys.stderr)
+        print(error_lines(NAME, f"{failed} of {len(files)} policy file(s) invalid"),
+              file=sys.stderr)
         return 1
     return 0
 
@@ -94,5 +83,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.policy_command == "check":
         return _check(args)
-    print("usage: router policy {check,schema} ...", file=sys.stderr)
-    return 2
+    raise UsageError("give an action: check or schema (router policy --help)")

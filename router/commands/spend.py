@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from router.cli import UsageError
+from router.commands._config import add_config_argument, load
 
 NAME = "spend"
 HELP = ("Report spend from the ledger (by team, user, key, model, task, api) or check it against "
@@ -37,8 +37,7 @@ _FILTERS = ("team", "user", "key", "model", "task", "status", "api")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path,
-                        help="config file (default: $ROUTER_CONFIG or ./config.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--store-url", help="read this store instead of the config's store.url")
     parser.add_argument("--prefix", help="Redis key prefix of the store (default: the config's, "
                         "else router)")
@@ -58,31 +57,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _store_settings(args: argparse.Namespace) -> tuple[str, str, str, Any]:
-    """(url, timezone, redis prefix, the config's store section or None) from the flags and
-    the config."""
-    from router.config import ConfigError, default_config_path, load_config
+def _store_settings(args: argparse.Namespace) -> tuple[str, str, str, Any, str]:
+    """(url, timezone, redis prefix, the config's store section or None, where the url came
+    from) from the flags and the config."""
+    from router.configpath import find_config
 
     store_cfg: Any = None
-    path = args.config if args.config is not None else default_config_path()
-    if args.store_url is None or args.timezone is None or path.exists():
-        try:
-            cfg = load_config(path)
-        except ConfigError as exc:
-            raise UsageError("\n".join(exc.problems)) from None
-        except OSError as exc:
-            raise UsageError(f"cannot read the config: {exc}") from None
+    found = find_config(args.config)
+    if args.store_url is None or args.timezone is None or found.path.exists():
+        cfg, _ = load(args.config)
         store_cfg = cfg.store
     url = args.store_url or store_cfg.url
     tz = args.timezone or getattr(store_cfg, "timezone", None) or "UTC"
     prefix = args.prefix or getattr(store_cfg, "prefix", None) or "router"
     if store_cfg is not None and store_cfg.url != url:
         store_cfg = store_cfg.model_copy(update={"url": url})
-    return url, tz, prefix, store_cfg
+    where = "--store-url" if args.store_url else f"store.url of {found.describe()}"
+    return url, tz, prefix, store_cfg, where
 
 
 async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str,
-                  store_cfg: Any) -> tuple[int, str]:
+                  store_cfg: Any, where: str) -> tuple[int, str]:
     from router.admin.spend import (
         format_check,
         format_report,
@@ -101,7 +96,8 @@ async def _report(args: argparse.Namespace, url: str, tz: str, prefix: str,
     if sqlite:
         path, _ = sqlite_path(url)
         if path == ":memory:" or not Path(path).exists():
-            raise UsageError(f"no budget store at {path}: nothing has been recorded there")
+            raise UsageError(f"no budget store at {path}: nothing has been recorded there "
+                             f"({where})")
     options: dict[str, Any] = {} if sqlite else {"prefix": prefix}
     store = open_store(url, timezone=tz, **options)
     # the ledger's archive (store.ledger), for periods the store itself no longer holds
@@ -130,13 +126,12 @@ def run(args: argparse.Namespace) -> int:
     from router.admin.spend import ReportError
     from router.budgets import StoreUnavailable
 
-    url, tz, prefix, store_cfg = _store_settings(args)
+    url, tz, prefix, store_cfg, where = _store_settings(args)
     try:
-        code, text = asyncio.run(_report(args, url, tz, prefix, store_cfg))
+        code, text = asyncio.run(_report(args, url, tz, prefix, store_cfg, where))
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     except (StoreUnavailable, ValueError) as exc:  # unreachable Redis, bad url or time zone
-        print(f"router spend: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     print(text)
     return code

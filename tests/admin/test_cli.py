@@ -56,9 +56,15 @@ async def test_report_table_json_and_check(make_store: StoreFactory, tmp_path: P
     lines = out.splitlines()
     assert "(Europe/Paris)" in lines[0]
     assert lines[2].split()[:2] == ["team", "requests"]
-    table = {ln.split()[0]: ln.split() for ln in lines[4:]}
-    assert table["search"][1:2] == ["3"] and table["search"][4] == "0.003500"
-    assert table["ads"][4] == "0.000400" and table["TOTAL"][4] == "0.003900"
+    assert lines[2].split()[2] == "failed"
+    body = lines[4:lines.index("", 4)]
+    table = {ln.split()[0]: ln.split() for ln in body}
+    # search: 3 requests, one of them failed (an error, charged nothing); ads: none failed
+    assert table["search"][1:3] == ["3", "1"] and table["search"][5] == "0.003500"
+    assert table["ads"][1:3] == ["1", "0"] and table["ads"][5] == "0.000400"
+    assert table["TOTAL"][1:3] == ["4", "1"] and table["TOTAL"][5] == "0.003900"
+    assert out.rstrip().endswith("failed: of the requests, those answered with an error "
+                                 "(502, 503, ...): charged nothing")
 
     code, out, _ = await spend(capsys, *base, "--period", "total", "--group-by", "key,model",
                          "--team", "search", "--json")
@@ -70,7 +76,7 @@ async def test_report_table_json_and_check(make_store: StoreFactory, tmp_path: P
     assert got["total"]["actual_micro"] == 3500
 
     code, out, _ = await spend(capsys, *base)  # default: this month, one total line
-    assert code == 0 and out.splitlines()[-1].split()[0] == "TOTAL"
+    assert code == 0 and out.splitlines()[-3].split()[0] == "TOTAL"
 
     code, out, _ = await spend(capsys, *base, "--check")
     assert code == 0, out

@@ -62,7 +62,8 @@ def test_policy_schema(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_route_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "route", "Prove that there are infinitely many primes.",
-                         "--task", "reasoning", "--no-classify", "--config", CONFIG, "--json")
+                         "--task", "reasoning", "--no-classify", "--config", CONFIG, "--json",
+                         "--all-keys")
     assert code == 0, err
     j = json.loads(out)
     # a short classic proof: the difficulty moves the reasoning bar from 78 below
@@ -80,7 +81,7 @@ def test_route_table_messages_file_budget_and_key(capsys: pytest.CaptureFixture[
     messages = tmp_path / "chat.json"
     messages.write_text(json.dumps([{"role": "user", "content": "写一首关于秋天的短诗"}]))
     code, out, _ = run(capsys, "route", "--messages-file", str(messages), "--task", "expression",
-                       "--no-classify", "--config", CONFIG)
+                       "--no-classify", "--config", CONFIG, "--all-keys")
     assert code == 0
     assert "choice deepseek-chat" in out and "saves $" in out and "ineligible" in out
     body = tmp_path / "body.json"
@@ -88,7 +89,7 @@ def test_route_table_messages_file_budget_and_key(capsys: pytest.CaptureFixture[
                                 "messages": [{"role": "user", "content": "2+2?"}]}))
     code, out, _ = run(capsys, "route", "--messages-file", str(body), "--no-classify",
                        "--budget", "team:default=0.96", "--key", "local-dev", "--json",
-                       "--config", CONFIG)
+                       "--config", CONFIG, "--all-keys")
     j = json.loads(out)
     assert code == 0 and j["route"] == "auto-cheap" and j["model"] == "gpt-4.1-nano"
     assert j["max_tokens"] == 300 and j["budget"]["scope"] == "team:default"
