@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from router import __version__, observe
 from router.admin import admin_router
 from router.budgets.export.service import LedgerService
-from router.config import Config, CorsConfig, load_config
+from router.config import Config, CorsConfig, default_config_path, load_config
 from router.decide import VIRTUAL_MODELS
 from router.errors import (
     GatewayError,
@@ -200,12 +200,13 @@ def create_app(
     config_path: str | None = None,
     transports: dict[str, Transport] | None = None,
 ) -> GatewayApp:
-    """Build the ASGI app. Give a ``Config``, or a path (default ``$ROUTER_CONFIG``)."""
+    """Build the ASGI app. Give a ``Config``, or a path (default: the config lookup,
+    :func:`router.configpath.find_config`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = config if config is not None else load_config(
-            config_path or os.environ.get("ROUTER_CONFIG", "config.yaml")
+            config_path or default_config_path()
         )
         state = build_state(cfg, transports=transports)
         app.state.router = state

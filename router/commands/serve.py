@@ -30,11 +30,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.cli import UsageError
-    from router.config import DEV_KEY_SHA256, ConfigError, default_config_path, load_config
+    from router.cli import UsageError, error_lines
+    from router.config import DEV_KEY_SHA256, ConfigError, load_config
+    from router.configpath import find_config
     from router.policy import PolicyError
 
-    path = args.config or str(default_config_path())
+    found = find_config(args.config)
+    path = str(found.path)
     try:
         cfg = load_config(path)
         from router.costs.pricing import resolve_catalogue
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             load_policy(default_policy_path(cfg), cfg, catalogue)
     except (ConfigError, PolicyError) as exc:
         what = "policy" if isinstance(exc, PolicyError) else "config"
-        print(f"router serve: invalid {what}:\n{exc}", file=sys.stderr)
+        print(error_lines("serve", f"invalid {what} ({found.describe()}):\n{exc}"),
+              file=sys.stderr)
         return 2
     server = cfg.server
     host = args.host or server.host
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("router.serve").info("config: %s", found.describe())
     os.environ["ROUTER_CONFIG"] = os.path.abspath(path)
     try:  # bound before the app starts: "ready" is only logged with the port in hand
         sock = bind_socket(host, port)
