@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("router.serve").info("config: %s", found.describe())
     os.environ["ROUTER_CONFIG"] = os.path.abspath(path)
     try:  # bound before the app starts: "ready" is only logged with the port in hand
         sock = bind_socket(host, port)
@@ -87,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"router serve: cannot listen on {host}:{port}: {exc.strerror or exc} "
               "(another process has that port? choose one with --port)", file=sys.stderr)
         return 1
+    logging.getLogger("router.serve").info("config: %s", found.describe())
     config = uvicorn.Config(
         "router.app:app_from_env",
         factory=True,
