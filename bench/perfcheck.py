@@ -120,7 +120,8 @@ def spy(p: Proc, path: str, bodies: Path, auth: str | None, secs: int, tmp: Path
         time.sleep(1.0)
         c0, w0 = cpu_seconds(p.pid), time.monotonic()
         subprocess.run(["py-spy", "record", "-p", str(p.pid), "-f", "raw", "-o", str(raw),
-                        "-d", str(secs), "-r", "250", "--nonblocking"], capture_output=True,
+                        "-d", str(secs), "-r", "250", "--nonblocking", "--gil"],
+                       capture_output=True,
                        timeout=secs + 60)
         c1, w1 = cpu_seconds(p.pid), time.monotonic()
     finally:
@@ -129,7 +130,9 @@ def spy(p: Proc, path: str, bodies: Path, auth: str | None, secs: int, tmp: Path
     res = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
     rate = res["requests"] / (res["duration_us"] / 1e6)
     per_req = (c1 - c0) / (rate * (w1 - w0)) * 1e6
-    print(f"\npy-spy {name}: {per_req:.0f} µs CPU/request over the window")
+    kept = Path(tempfile.gettempdir()) / f"perfcheck-{name}.raw"
+    shutil.copy(raw, kept)
+    print(f"\npy-spy {name}: {per_req:.0f} µs CPU/request over the window (raw: {kept})")
     print(spyprofile.table(spyprofile.breakdown(raw, per_req)))
     for step, frames in spyprofile.details(raw, 6).items():
         print(f"  {step}:")
@@ -208,9 +211,10 @@ def main() -> int:
             b = results[("bare", mode)]
             gc = statistics.median(x["cpu_us"] for x in g)
             bc = statistics.median(x["cpu_us"] for x in b)
-            print(f"  {mode:6s} gateway {gc:6.0f} µs/req ({statistics.median(x['rps'] for x in g):6.0f}"
-                  f" req/s)  bare {bc:5.0f} µs/req ({statistics.median(x['rps'] for x in b):6.0f}"
-                  f" req/s)  ratio {gc / bc:.2f}x  redis calls/req "
+            grps = statistics.median(x["rps"] for x in g)
+            brps = statistics.median(x["rps"] for x in b)
+            print(f"  {mode:6s} gateway {gc:6.0f} µs/req ({grps:6.0f} req/s)  bare {bc:5.0f} "
+                  f"µs/req ({brps:6.0f} req/s)  ratio {gc / bc:.2f}x  redis calls/req "
                   f"{statistics.median(x['redis_calls'] for x in g):.3f}", flush=True)
         if "json" in modes:
             print("\nJSON at 1 connection (added p50 over the mock):")
