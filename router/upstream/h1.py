@@ -320,34 +320,22 @@ async def _timed(conn: Connection, fut: asyncio.Future[None], read_s: float | No
                  deadline: float | None) -> None:
     """Await ``fut`` (completed by the connection) unless no data comes for ``read_s``, or
     ``deadline`` (``loop.time()``) passes: then it fails with :class:`ReadTimeout` and the
-    connection is closed. One timer, moved on lazily when data arrived meanwhile."""
+    connection is closed. Checked by the pool's sweep (:meth:`Pool._sweep`), not a timer per
+    wait: a timer costs more than the rest of the wait, and timeouts are seconds long."""
     if read_s is None and deadline is None:
         await fut
         return
-    loop = conn.pool.loop
-    limit = deadline
-    if read_s is not None:
-        by_read = conn.last_data + read_s
-        limit = by_read if limit is None else min(limit, by_read)
-    assert limit is not None
-    handle: asyncio.TimerHandle | None = None
-
-    def fire() -> None:
-        nonlocal handle
-        if read_s is not None:
-            nxt = conn.last_data + read_s
-            if deadline is not None:
-                nxt = min(nxt, deadline)
-            if nxt > loop.time():  # data arrived since the timer was set: move it on
-                handle = loop.call_at(nxt, fire)
-                return
-        conn.fail(ReadTimeout("no data from the upstream within its timeout"))
-
-    handle = loop.call_at(limit, fire)
+    pool = conn.pool
+    pool.watch(conn, read_s, deadline)
     try:
         await fut
     finally:
-        handle.cancel()
+        pool.unwatch(conn)
+
+
+#: How often the timeouts of the requests waiting on the upstream are checked (a timeout fires
+#: up to this much late).
+SWEEP_S = 0.1
 
 
 class Pool:
@@ -355,6 +343,10 @@ class Pool:
 
     def __init__(self, keepalive_s: float = 60.0) -> None:
         self.keepalive_s = keepalive_s
+        #: Connections waiting on the upstream: (read timeout, deadline), swept every SWEEP_S
+        #: while there are any.
+        self._watched: dict[Connection, tuple[float | None, float | None]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._idle: dict[Origin, list[Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -365,6 +357,24 @@ class Pool:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def watch(self, conn: Connection, read_s: float | None, deadline: float | None) -> None:
+        self._watched[conn] = (read_s, deadline)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
+
+    def unwatch(self, conn: Connection) -> None:
+        self._watched.pop(conn, None)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        late = [c for c, (read_s, deadline) in self._watched.items()
+                if (read_s is not None and now - c.last_data > read_s)
+                or (deadline is not None and now > deadline)]
+        for conn in late:
+            del self._watched[conn]
+            conn.fail(ReadTimeout("no data from the upstream within its timeout"))
+        self._sweeper = self.loop.call_later(SWEEP_S, self._sweep) if self._watched else None
 
     def put(self, conn: Connection) -> None:
         conn.idle_since = time.monotonic()
@@ -440,6 +450,9 @@ class Pool:
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
