@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
+import ssl
+import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -261,3 +265,42 @@ async def test_back_pressure_and_early_close() -> None:
         r2.close()  # left before its end: closed, never pooled
         assert accepted == [2]
     await pool.aclose()
+
+
+async def test_tls_verified_and_kept_alive(tmp_path: Path) -> None:
+    """https: the certificate is verified (a self-signed one is refused by default), and with
+    it trusted the connection is kept alive across requests."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl (the command) is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(str(cert), str(key))
+    accepted = [0]
+    handle = keepalive(b'{"ok":true}')
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted[0] += 1
+        try:
+            await handle(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(on_conn, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://localhost:{srv.sockets[0].getsockname()[1]}/v1/x"
+    try:
+        with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await Pool().post(url, b"{}", {}, T)
+        pool = Pool()
+        pool._ssl = ssl.create_default_context(cafile=str(cert))
+        for _ in range(3):
+            r = await pool.post(url, b"{}", {}, T)
+            assert (r.status, await r.read()) == (200, b'{"ok":true}')
+        assert accepted == [1]  # one kept-alive connection (the refused handshake never got here)
+        await pool.aclose()
+    finally:
+        srv.close()
