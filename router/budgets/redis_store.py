@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -154,11 +155,14 @@ class RedisStore(BudgetStore):
         self._reserve = client.register_script(lua.RESERVE)
         self._finish = finish_client.register_script(lua.FINISH)
         self._finish_batch = finish_client.register_script(lua.FINISH_MANY)
-        #: Reservations made and not yet settled or released (their settles are on the way).
-        self._holding = 0
+        #: Reservations made and not yet settled or released: their settles are on the way.
+        #: Weak: one its request dropped without settling (a bug, a cancellation; its hold
+        #: expires in Redis) leaves this when it is collected, so it never keeps every later
+        #: settle waiting for it.
+        self._live: weakref.WeakValueDictionary[int, Reservation] = weakref.WeakValueDictionary()
         self._finisher: GroupCommit[JournalEntry, bytes] = GroupCommit(
             self._finish_many, max_batch=finish_batch, linger_s=finish_linger_s,
-            expected=lambda: self._holding)
+            expected=lambda: len(self._live))
         self._status = client.register_script(lua.STATUS)
         self._seed_script = client.register_script(lua.SEED)
         self._expire = client.register_script(lua.EXPIRE)
@@ -345,7 +349,7 @@ class RedisStore(BudgetStore):
         r = await self._reserve_any(request_id, budgets, amount_micro, now,
                                     fallback_micro=fallback_micro, rate_limits=rate_limits,
                                     tokens=tokens)  # fmt: skip
-        self._holding += 1
+        self._live[id(r)] = r
         return r
 
     async def _reserve_any(
@@ -444,7 +448,7 @@ class RedisStore(BudgetStore):
     ) -> tuple[bool, bool]:
         """Run the finish script, or journal it. Returns (applied, deferred)."""
         rid = reservation.request_id
-        self._holding = max(0, self._holding - 1)
+        self._live.pop(id(reservation), None)
         blob = b"" if row is None else encode_row(row)
         ckeys = [self._ckey(r) for r in reservation.counters] if op == "settle" else []
         row_ms = math.floor(reservation.time * 1000)
@@ -518,7 +522,7 @@ class RedisStore(BudgetStore):
                 )
             row = row.stamped(reservation.time, 0)
         elif reservation.local or reservation.leases:  # nothing in Redis to free or record
-            self._holding = max(0, self._holding - 1)
+            self._live.pop(id(reservation), None)
             self.local.unhold(reservation.request_id)
             if reservation.leases and self.leasing is not None:
                 self.leasing.finish(reservation.request_id, reservation.leases, 0)
