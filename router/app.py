@@ -41,6 +41,7 @@ from router.errors import (
 from router.faces import CHAT, COMPLETIONS, COUNT_TOKENS, MESSAGES, RESPONSES, Face
 from router.faces.messages import CountTokensFace
 from router.faces.serving import merged
+from router.hotrequest import HotRequest
 from router.metrics import render
 from router.pipeline import Outcome, count_only, handle, handle_embeddings
 from router.reachability import key_hint, startup_lines
@@ -76,7 +77,7 @@ def error_response(exc: GatewayError, request_id: str | None = None,
                     headers=headers)
 
 
-def _request_id(request: Request, trust: bool) -> tuple[str, str]:
+def _request_id(request: Request | HotRequest, trust: bool) -> tuple[str, str]:
     """The request id (logs, ``x-request-id``) and the id its reservation and ledger row get.
 
     A trusted incoming ``x-request-id`` is only a correlation id: a client may send the same one
@@ -92,14 +93,14 @@ def _request_id(request: Request, trust: bool) -> tuple[str, str]:
     return minted, minted
 
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request | HotRequest], Awaitable[Response]]
 
 
 def _proxy_endpoint(kind: str, current: Callable[[], AppState | None],
                     face: Face | None = None) -> Endpoint:
     """The handler of one API: ``face`` parses and renders it (None: embeddings)."""
 
-    async def endpoint(request: Request) -> Response:
+    async def endpoint(request: Request | HotRequest) -> Response:
         started = time.perf_counter()
         state = current()
         trust = state.config.server.trust_request_id if state else True
@@ -185,7 +186,7 @@ class GatewayApp:
             if scope["method"] == "POST":
                 endpoint = self.hot.get(scope["path"])
                 if endpoint is not None:
-                    response = await endpoint(Request(scope, receive))
+                    response = await endpoint(HotRequest(scope, receive))
                     await response(scope, receive, send)
                     return
             await self.api(scope, receive, send)

@@ -18,10 +18,12 @@ from router.upstream.wire import SURROGATE_ESCAPE, parse_lone_surrogates
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from router.hotrequest import HotRequest
+
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request | HotRequest, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes: up front when the declared
     ``content-length`` is over it, else as soon as what has arrived is. A client that leaves
     while sending it raises :class:`ClientDisconnected` (nothing to answer; logged)."""
@@ -32,7 +34,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                                  "body.") from None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request | HotRequest, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")

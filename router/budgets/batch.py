@@ -7,6 +7,13 @@ flight wait for the next one, which takes them all (up to ``max_batch``). Alone,
 what it did (one call, one entry); under load, one call carries several and the per-call cost
 (the socket write that wakes Redis, redis-py's pool and timeout machinery) is shared.
 
+With ``linger_s`` and ``expected`` (how many more entries are on their way: requests in flight
+that have reserved and not yet settled), a call waits up to ``linger_s`` for those to join it
+before it starts, and starts at once when none is expected: a request alone is not delayed,
+while under load the settles of a burst go in one call instead of one call and then another.
+The wait is bounded, and the answer still waits for its settle, so nothing about what a settle
+guarantees changes: only how many requests share a round trip.
+
 Each caller gets its own entry's result or the call's exception, exactly as if it had made the
 call itself; entries are applied in arrival order. The script applies every entry in one atomic
 step, and each entry is idempotent per request id, so redis-py's retry of a failed call cannot
@@ -29,11 +36,18 @@ RunMany = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
 class GroupCommit(Generic[T, R]):
     """Batches concurrent :meth:`submit` calls of one event loop into calls of ``run_many``."""
 
-    def __init__(self, run_many: RunMany[T, R], max_batch: int = 64) -> None:
+    def __init__(self, run_many: RunMany[T, R], max_batch: int = 64, *, linger_s: float = 0.0,
+                 expected: Callable[[], int] | None = None) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
+        if linger_s < 0:
+            raise ValueError("linger_s must be >= 0")
         self._run_many = run_many
         self.max_batch = max_batch
+        self.linger_s = linger_s
+        self._expected = expected
+        #: Set while a call waits for the entries expected: woken when they are all there.
+        self._wake: asyncio.Future[None] | None = None
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
         #: Calls made and entries carried (for tests and the benchmark).
@@ -46,13 +60,34 @@ class GroupCommit(Generic[T, R]):
         self._pending.append((entry, fut))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
+        elif self._wake is not None and not self._wake.done() and self._full():
+            self._wake.set_result(None)
         # A cancelled caller cancels only its future, not the call: the entry is still applied
         # (as a cancelled direct call may already have reached Redis).
         return await fut
 
+    def _full(self) -> bool:
+        """Nothing to wait for: the batch is full, or no other entry is on its way."""
+        return (len(self._pending) >= self.max_batch or self._expected is None
+                or self._expected() <= 0)
+
+    async def _linger(self) -> None:
+        """Wait (up to ``linger_s``) for the entries expected to join the next call."""
+        if self.linger_s <= 0 or self._full():
+            return
+        loop = asyncio.get_running_loop()
+        wake = self._wake = loop.create_future()
+        timer = loop.call_later(self.linger_s, _wake_up, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
     async def _flush(self) -> None:
         try:
             while self._pending:
+                await self._linger()
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 self.calls += 1
@@ -82,6 +117,11 @@ class GroupCommit(Generic[T, R]):
         task = self._flusher
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _wake_up(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _fail(fut: asyncio.Future[R], exc: BaseException) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -84,7 +85,9 @@ class RedisStore(BudgetStore):
     lost with the process; give a persistent path in production). ``socket_timeout_s``: how long
     a call may wait before Redis counts as unreachable. ``retry_interval_s``: how often a down
     store probes Redis. ``finish_batch``: most settles/releases in one group-committed call
-    (:mod:`router.budgets.batch`). ``lease_ttl_s`` (leasing on): how long a dead replica's
+    (:mod:`router.budgets.batch`). ``finish_linger_s``: how long such a call may wait for the
+    settles of requests still in flight to join it (none in flight: it does not wait).
+    ``lease_ttl_s`` (leasing on): how long a dead replica's
     leases hold money, at most ``reservation_ttl_s`` (default: 30 s or that, if smaller).
     """
 
@@ -109,6 +112,7 @@ class RedisStore(BudgetStore):
         lease_ttl_s: float | None = None,
         replica_id: str | None = None,
         finish_batch: int = 64,
+        finish_linger_s: float = 0.001,
     ) -> None:
         super().__init__(timezone=timezone, reservation_ttl_s=reservation_ttl_s)
         if lease_ttl_s is None:
@@ -151,8 +155,14 @@ class RedisStore(BudgetStore):
         self._reserve = client.register_script(lua.RESERVE)
         self._finish = finish_client.register_script(lua.FINISH)
         self._finish_batch = finish_client.register_script(lua.FINISH_MANY)
+        #: Reservations made and not yet settled or released: their settles are on the way.
+        #: Weak: one its request dropped without settling (a bug, a cancellation; its hold
+        #: expires in Redis) leaves this when it is collected, so it never keeps every later
+        #: settle waiting for it.
+        self._live: weakref.WeakValueDictionary[int, Reservation] = weakref.WeakValueDictionary()
         self._finisher: GroupCommit[JournalEntry, bytes] = GroupCommit(
-            self._finish_many, max_batch=finish_batch)
+            self._finish_many, max_batch=finish_batch, linger_s=finish_linger_s,
+            expected=lambda: len(self._live))
         self._status = client.register_script(lua.STATUS)
         self._seed_script = client.register_script(lua.SEED)
         self._expire = client.register_script(lua.EXPIRE)
@@ -336,6 +346,23 @@ class RedisStore(BudgetStore):
         rate_limits: Sequence[RateLimitSpec] = (),
         tokens: int = 0,
     ) -> Reservation:
+        r = await self._reserve_any(request_id, budgets, amount_micro, now,
+                                    fallback_micro=fallback_micro, rate_limits=rate_limits,
+                                    tokens=tokens)  # fmt: skip
+        self._live[id(r)] = r
+        return r
+
+    async def _reserve_any(
+        self,
+        request_id: str,
+        budgets: Sequence[BudgetSpec],
+        amount_micro: int,
+        now: float | None,
+        *,
+        fallback_micro: int | None,
+        rate_limits: Sequence[RateLimitSpec],
+        tokens: int,
+    ) -> Reservation:
         now = _now(now)
         check_request(request_id, budgets, amount_micro, fallback_micro)
         windows, refs = self._windows(budgets, now)
@@ -421,6 +448,7 @@ class RedisStore(BudgetStore):
     ) -> tuple[bool, bool]:
         """Run the finish script, or journal it. Returns (applied, deferred)."""
         rid = reservation.request_id
+        self._live.pop(id(reservation), None)
         blob = b"" if row is None else encode_row(row)
         ckeys = [self._ckey(r) for r in reservation.counters] if op == "settle" else []
         row_ms = math.floor(reservation.time * 1000)
@@ -494,6 +522,7 @@ class RedisStore(BudgetStore):
                 )
             row = row.stamped(reservation.time, 0)
         elif reservation.local or reservation.leases:  # nothing in Redis to free or record
+            self._live.pop(id(reservation), None)
             self.local.unhold(reservation.request_id)
             if reservation.leases and self.leasing is not None:
                 self.leasing.finish(reservation.request_id, reservation.leases, 0)

@@ -199,7 +199,7 @@ class BudgetStatus:
 CounterRef = tuple[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Reservation:
     """Money held for one request until it is settled or released (or expires).
 

@@ -2,7 +2,8 @@
 
 A :class:`Transport` sends one request to one model and returns what came back, without
 retrying or interpreting it; :mod:`router.upstream.dispatch` decides about retries and
-fallbacks. Two transports ship: :mod:`router.upstream.openai_compat` (pooled aiohttp, forwards
+fallbacks. Two transports ship: :mod:`router.upstream.openai_compat` (pooled keep-alive
+connections of :mod:`router.upstream.h1`, forwards
 the JSON with only ``model`` rewritten) and :mod:`router.upstream.litellm_path` (providers with
 other protocols). Both return OpenAI wire format: a JSON body, or SSE bytes for a stream.
 """

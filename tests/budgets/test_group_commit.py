@@ -132,3 +132,77 @@ async def test_settles_and_releases_mixed_in_one_batch(redis_server: RedisServer
         assert rows == {f"m{i}": (700 if i % 2 else 0) for i in range(40)}
     finally:
         await s.close()
+
+
+async def test_linger_waits_for_the_expected_entries_and_not_when_none_is_expected() -> None:
+    seen: list[list[int]] = []
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        seen.append(list(batch))
+        return list(batch)
+
+    in_flight = 0
+    g: GroupCommit[int, int] = GroupCommit(run, linger_s=5.0, expected=lambda: in_flight)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await g.submit(1) == 1  # none expected: at once, not after the 5 s linger
+    assert loop.time() - t0 < 1.0
+
+    async def request(i: int, delay: float) -> int:
+        nonlocal in_flight
+        await asyncio.sleep(delay)
+        in_flight -= 1  # settles now (as RedisStore counts it)
+        return await g.submit(i)
+
+    in_flight = 3
+    t0 = loop.time()
+    got = await asyncio.gather(request(2, 0), request(3, 0.01), request(4, 0.02))
+    assert got == [2, 3, 4]
+    assert seen == [[1], [2, 3, 4]]  # the three settles in one call: it waited for them
+    assert loop.time() - t0 < 1.0  # and no longer than they took
+
+
+async def test_linger_is_bounded() -> None:
+    seen: list[list[int]] = []
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        seen.append(list(batch))
+        return list(batch)
+
+    g: GroupCommit[int, int] = GroupCommit(run, linger_s=0.02, expected=lambda: 5)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await g.submit(1) == 1  # five expected that never come: it waits 20 ms, no more
+    assert 0.015 <= loop.time() - t0 < 1.0
+    assert seen == [[1]]
+
+
+async def test_linger_stops_at_a_full_batch() -> None:
+    seen: list[list[int]] = []
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        seen.append(list(batch))
+        return list(batch)
+
+    g: GroupCommit[int, int] = GroupCommit(run, max_batch=4, linger_s=5.0, expected=lambda: 99)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    waiters = [asyncio.ensure_future(g.submit(i)) for i in range(4)]
+    assert await asyncio.gather(*waiters) == [0, 1, 2, 3]
+    assert loop.time() - t0 < 1.0 and seen == [[0, 1, 2, 3]]
+
+
+async def test_redis_store_counts_what_is_in_flight(redis_server: RedisServer) -> None:
+    s = RedisStore(redis_server.url, prefix="gc3", lease_fraction=0.05)
+    b = [team(10**9)]
+    try:
+        rs = [await s.reserve(f"h{i}", b, 1000, T0) for i in range(4)]
+        assert len(s._live) == 4
+        await s.settle(rs[0], 10, LedgerRow("h0", "m"))
+        await s.release(rs[1], LedgerRow("h1", "m", status="error"))
+        await s.release(rs[2])
+        assert len(s._live) == 1
+        del rs[:]  # h3's request dropped it without a settle: it no longer counts
+        assert len(s._live) == 0
+    finally:
+        await s.close()

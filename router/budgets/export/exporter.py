@@ -64,10 +64,15 @@ class Exporter:
         self._carry: list[Entry] = []
 
     async def export_once(self, max_rows: int | None = None,
-                          leader: Leader | None = None) -> ExportStats:  # fmt: skip
+                          leader: Leader | None = None, *, drain: bool = True) -> ExportStats:
         """Export until the hot store has nothing new (or ``max_rows`` were moved). With a
         ``leader``, its lead is renewed before each batch, and the pass ends if it was lost
-        (another process leads now: two exporters at once would break the order)."""
+        (another process leads now: two exporters at once would break the order).
+
+        ``drain=False`` (the periodic passes of :meth:`run`): stop after a batch that was not
+        full. Under steady traffic new rows keep arriving, so draining would chase them in
+        batches of a few rows, each with its own archive commit (fsyncs) and two Redis calls;
+        the rest waits for the next pass, ``interval_s`` later."""
         stats = ExportStats()
         if self.archive is None:
             return stats
@@ -87,6 +92,8 @@ class Exporter:
             self._carry = []
             stats.exported += len(entries)
             stats.batches += 1
+            if not drain and len(entries) < self.batch:
+                break
         self.total.add(stats)
         return stats
 
@@ -99,7 +106,7 @@ class Exporter:
         return n
 
     async def run_pass(self, leader: Leader | None = None) -> ExportStats:
-        stats = await self.export_once(self.max_pass, leader)
+        stats = await self.export_once(self.max_pass, leader, drain=False)
         if leader is None or await leader.hold():
             stats.trimmed = await self.trim_once()
         return stats
