@@ -7,6 +7,7 @@ by the app; a stream that fails after its first byte ends with an OpenAI-shaped 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -251,6 +252,18 @@ async def _call(state: AppState, out: Outcome, chain: tuple[str, ...], plan: Pla
         if out.hold is not None:
             hold, out.hold = out.hold, None
             await state.accountant.release(hold, ledger_row(state, out, STATUS_ERROR))
+        raise
+    except BaseException as exc:  # the client left (cancelled) or a bug: free the money now,
+        out.upstream_seconds = time.perf_counter() - started  # not when the hold expires
+        if isinstance(exc, asyncio.CancelledError):
+            out.status, out.error, status = 499, "client disconnected", STATUS_DISCONNECTED
+        else:
+            out.status, out.error, status = 500, f"internal error: {type(exc).__name__}", \
+                STATUS_ERROR
+        if out.hold is not None:
+            hold, out.hold = out.hold, None
+            with anyio.CancelScope(shield=True):
+                await state.accountant.release(hold, ledger_row(state, out, status))
         raise
     if not stream:
         out.upstream_seconds = time.perf_counter() - started
