@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import socket
@@ -20,20 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     from router.cli import UsageError, error_lines
     from router.config import DEV_KEY_SHA256, ConfigError, load_config
     from router.configpath import find_config
     from router.policy import PolicyError
+    from router.upstream.base import is_loopback_host
 
     found = find_config(args.config)
     path = str(found.path)
@@ -57,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else server.workers
     if workers < 1:
         raise UsageError("--workers must be at least 1")
-    if not _is_loopback(host) and any(k.key_sha256 == DEV_KEY_SHA256 for k in cfg.auth.keys):
+    if not is_loopback_host(host) and any(k.key_sha256 == DEV_KEY_SHA256 for k in cfg.auth.keys):
         print(
             f"router serve: refusing to listen on {host}: {path} still accepts the development "
             "key sk-router-dev. Remove that key (auth.keys) or listen on 127.0.0.1.",

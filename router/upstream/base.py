@@ -84,8 +84,8 @@ class Target:
         return not self.cfg.api_key_env and is_loopback_url(self.api_base)
 
 
-def is_loopback_url(url: str | None) -> bool:
-    host = urlsplit(url).hostname if url else None
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback address (a name other than ``localhost`` is not resolved)."""
     if host is None:
         return False
     if host == "localhost":
@@ -94,6 +94,10 @@ def is_loopback_url(url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str | None) -> bool:
+    return is_loopback_host(urlsplit(url).hostname if url else None)
 
 
 def build_target(name: str, cfg: ModelConfig, env: dict[str, str] | None = None) -> Target:
