@@ -143,21 +143,64 @@ def choose(prep: Prepared, policy: Policy,
     return out
 
 
+def choose_between(prep: Prepared, policy: Policy, lower: npt.NDArray[np.int64],
+                   upper: npt.NDArray[np.int64],
+                   facts: Sequence[RouteFacts] | None = None) -> npt.NDArray[np.int64]:
+    """:func:`choose` at a knob value between two already replayed ones, ``lower`` and
+    ``upper`` their choices: only the rows they disagree on are evaluated again.
+
+    Exact because a row's choice is monotone in ``bar_shift``: the shift raises every bar of
+    the row together (the difficulty rule and floors are monotone in it), so the models
+    clearing the bar at a higher shift are a subset of those at a lower one. A model that is
+    the cheapest of the larger set and still in the smaller is the cheapest of every set in
+    between; and when nothing clears the higher bar, the fallback (the most capable model)
+    clears every bar that anything clears. ``tests/evaluate`` checks it against :func:`choose`
+    on every knob value of a sweep."""
+    index = prep.index()
+    rows = facts if facts is not None else prep.facts
+    out = lower.copy()
+    for i in np.nonzero(lower != upper)[0].tolist():
+        d = evaluate(rows[i], policy)
+        out[i] = index[d.model] if d.ok else -1
+    return out
+
+
 def sweep(prep: Prepared, shifts: Sequence[float] = DEFAULT_SHIFTS,
           facts: Sequence[RouteFacts] | None = None, *, progress: bool | None = None,
           max_settings: int = MAX_SETTINGS, refine_share: float = REFINE_SHARE,
           ) -> list[tuple[float, npt.NDArray[np.int64]]]:
     """Choices at knob values (``bar_shift`` of the replayed route), by increasing value:
     ``shifts``, then midpoints wherever two neighbours' decisions differ on more than
-    ``refine_share`` of the rows, until ``max_settings`` values have been tried."""
+    ``refine_share`` of the rows, until ``max_settings`` values have been tried.
+
+    Only the two ends of ``shifts`` are replayed on every row; each value in between is
+    replayed by bisection on the rows where its neighbours disagree (:func:`choose_between`)."""
     policy = prep.world.policy
     at: dict[float, npt.NDArray[np.int64]] = {}
     budget = max(max_settings, len(shifts))
     limit = max(1, int(refine_share * len(prep.rows)))
+    grid = sorted(set(shifts))
+
+    def at_shift(s: float, lower: float | None = None, upper: float | None = None) -> None:
+        shifted = with_shift(policy, prep.route, s)
+        if lower is None or upper is None:
+            at[s] = choose(prep, shifted, facts)
+        else:
+            at[s] = choose_between(prep, shifted, at[lower], at[upper], facts)
+        bar.advance()
+
     with Progress("sweeping the knob", budget, enabled=progress) as bar:
-        for s in shifts:
-            at[s] = choose(prep, with_shift(policy, prep.route, s), facts)
-            bar.advance()
+        at_shift(grid[0])
+        if len(grid) > 1:
+            at_shift(grid[-1])
+        spans = [(0, len(grid) - 1)]
+        while spans:  # bisection over the grid's indices
+            i, j = spans.pop()
+            if j - i < 2:
+                continue
+            m = (i + j) // 2
+            at_shift(grid[m], grid[i], grid[j])
+            spans += [(i, m), (m, j)]
         while len(at) < budget:
             keys = sorted(at)
             gaps = [(int((at[a] != at[b]).sum()), a, b) for a, b in itertools.pairwise(keys)
@@ -166,9 +209,7 @@ def sweep(prep: Prepared, shifts: Sequence[float] = DEFAULT_SHIFTS,
             if not gaps:
                 break
             for _, a, b in sorted(gaps, reverse=True)[: budget - len(at)]:
-                mid = round((a + b) / 2, 4)
-                at[mid] = choose(prep, with_shift(policy, prep.route, mid), facts)
-                bar.advance()
+                at_shift(round((a + b) / 2, 4), a, b)
     return sorted(at.items())
 
 
