@@ -13,35 +13,29 @@ HELP = "Run the gateway."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="config file (default: $ROUTER_CONFIG or ./config.yaml)")
+    from router.commands._config import add_config_argument
+
+    add_config_argument(parser)
     parser.add_argument("--host", help="listen address (default: server.host)")
     parser.add_argument("--port", type=int, help="listen port (default: server.port)")
     parser.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.cli import UsageError, error_lines
-    from router.config import DEV_KEY_SHA256, ConfigError, load_config
-    from router.configpath import find_config
-    from router.policy import PolicyError
+    from router.cli import UsageError
+    from router.commands._config import load
+    from router.config import DEV_KEY_SHA256
+    from router.costs.pricing import resolve_catalogue
     from router.upstream.base import is_loopback_host
 
-    found = find_config(args.config)
+    # a config or policy that does not load is lines after "router serve: error:" (cli.main)
+    cfg, found = load(args.config)
     path = str(found.path)
-    try:
-        cfg = load_config(path)
-        from router.costs.pricing import resolve_catalogue
+    catalogue = resolve_catalogue(cfg)  # every model needs a price: fail here, not in a worker
+    if cfg.policy is not None:
+        from router.policy import default_policy_path, load_policy
 
-        catalogue = resolve_catalogue(cfg)  # every model needs a price: fail here, not in a worker
-        if cfg.policy is not None:
-            from router.policy import default_policy_path, load_policy
-
-            load_policy(default_policy_path(cfg), cfg, catalogue)
-    except (ConfigError, PolicyError) as exc:
-        what = "policy" if isinstance(exc, PolicyError) else "config"
-        print(error_lines("serve", f"invalid {what} ({found.describe()}):\n{exc}"),
-              file=sys.stderr)
-        return 2
+        load_policy(default_policy_path(cfg), cfg, catalogue)
     server = cfg.server
     host = args.host or server.host
     port = args.port if args.port is not None else server.port
