@@ -246,20 +246,15 @@ async def _call(state: AppState, out: Outcome, chain: tuple[str, ...], plan: Pla
         else:
             dispatched = await state.dispatcher.call(chain, "chat/completions", {}, stream,
                                                      plan=plan)
-    except GatewayError as exc:
+    except BaseException as exc:  # release now (not when the hold expires), with an error row
         out.upstream_seconds = time.perf_counter() - started
-        out.status, out.error = exc.status_code, exc.type
-        if out.hold is not None:
-            hold, out.hold = out.hold, None
-            await state.accountant.release(hold, ledger_row(state, out, STATUS_ERROR))
-        raise
-    except BaseException as exc:  # the client left (cancelled) or a bug: free the money now,
-        out.upstream_seconds = time.perf_counter() - started  # not when the hold expires
-        if isinstance(exc, asyncio.CancelledError):
+        status = STATUS_ERROR
+        if isinstance(exc, GatewayError):
+            out.status, out.error = exc.status_code, exc.type
+        elif isinstance(exc, asyncio.CancelledError):  # the client left
             out.status, out.error, status = 499, "client disconnected", STATUS_DISCONNECTED
-        else:
-            out.status, out.error, status = 500, f"internal error: {type(exc).__name__}", \
-                STATUS_ERROR
+        else:  # a bug
+            out.status, out.error = 500, f"internal error: {type(exc).__name__}"
         if out.hold is not None:
             hold, out.hold = out.hold, None
             with anyio.CancelScope(shield=True):
