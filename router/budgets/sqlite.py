@@ -43,6 +43,15 @@ from router.budgets.spec import (
 from router.budgets.sqlitedb import connect, retry_busy, transaction
 from router.budgets.store import BudgetStore, _now, check_request
 
+#: The day sums of trimmed ledger rows; also created by the export's hot ledger
+#: (router/budgets/export/sqlite_hot.py), which may open a file before any store has.
+LEDGER_DAYS_DDL = """
+-- µ$ of ledger rows trimmed after export, by local day and scope (router/budgets/export).
+CREATE TABLE IF NOT EXISTS ledger_days (
+    day TEXT NOT NULL, field TEXT NOT NULL, micro INTEGER NOT NULL,
+    PRIMARY KEY (day, field)) WITHOUT ROWID;
+"""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
     budget TEXT NOT NULL, win TEXT NOT NULL,
@@ -62,18 +71,15 @@ CREATE TABLE IF NOT EXISTS ledger (
     api TEXT NOT NULL DEFAULT 'chat');
 CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time);
 CREATE TABLE IF NOT EXISTS rate (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID;
--- µ$ of ledger rows trimmed after export, by local day and scope (router/budgets/export).
-CREATE TABLE IF NOT EXISTS ledger_days (
-    day TEXT NOT NULL, field TEXT NOT NULL, micro INTEGER NOT NULL,
-    PRIMARY KEY (day, field)) WITHOUT ROWID;
-"""
+""" + LEDGER_DAYS_DDL
 
-_LEDGER_COLS = (
+#: The ledger table's columns, in the order of a row (router/budgets/export reads them too).
+LEDGER_COLS = (
     "request_id, time, key_alias, user, team, model, task, prompt_tokens, completion_tokens, "
     "estimated_micro, actual_micro, reference_micro, status, api"
 )
 _INSERT_LEDGER = (
-    f"INSERT OR IGNORE INTO ledger ({_LEDGER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT OR IGNORE INTO ledger ({LEDGER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _ADD_RESERVED = (
     "INSERT INTO counters (budget, win, reserved) VALUES (?, ?, ?) "
@@ -450,7 +456,7 @@ class SqliteStore(BudgetStore):
     ) -> AsyncIterator[LedgerRow]:
         where, args = self._where(since, until, filters)
         rows = await self._run_query(
-            f"SELECT {_LEDGER_COLS} FROM ledger WHERE {where} ORDER BY time, request_id", args
+            f"SELECT {LEDGER_COLS} FROM ledger WHERE {where} ORDER BY time, request_id", args
         )
         for r in rows:
             yield LedgerRow(

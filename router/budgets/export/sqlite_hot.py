@@ -27,21 +27,16 @@ from router.budgets.export.base import Entry, HotLedger
 from router.budgets.rules import check_fields
 from router.budgets.seed import row_fields
 from router.budgets.spec import GROUP_FIELDS, LedgerRow
+from router.budgets.sqlite import LEDGER_COLS, LEDGER_DAYS_DDL
 from router.budgets.sqlitedb import connect, retry_busy, transaction
 
 EXPORT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_export (
     id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL,
     last_rowid INTEGER NOT NULL DEFAULT 0, floor REAL NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS ledger_days (
-    day TEXT NOT NULL, field TEXT NOT NULL, micro INTEGER NOT NULL,
-    PRIMARY KEY (day, field)) WITHOUT ROWID;
-"""
+""" + LEDGER_DAYS_DDL
 
-_COLS = (
-    "rowid, request_id, time, key_alias, user, team, model, task, prompt_tokens, "
-    "completion_tokens, estimated_micro, actual_micro, reference_micro, status, api"
-)
+_COLS = f"rowid, {LEDGER_COLS}"
 #: Rows deleted per trim transaction (a few ms: the gateway's settles wait meanwhile).
 TRIM_CHUNK = 2000
 
