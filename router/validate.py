@@ -90,7 +90,7 @@ def model_field(body: dict[str, Any]) -> str:
     return model
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     """The JSON name of a parsed value's type, for messages (never the value itself)."""
     if value is None:
         return "null"
@@ -109,14 +109,14 @@ def _check_parts(parts: list[Any], i: int) -> None:
     for j, part in enumerate(parts):
         where = f"messages[{i}].content[{j}]"
         if not isinstance(part, dict):
-            raise InvalidRequest(f"'{where}' must be an object, not a {_json_type(part)}.",
+            raise InvalidRequest(f"'{where}' must be an object, not a {json_type(part)}.",
                                  param=where)
         kind = part.get("type")
         if kind is None:
             raise InvalidRequest(f"Missing required parameter: '{where}.type'.",
                                  param=f"{where}.type")
         if not isinstance(kind, str):
-            raise InvalidRequest(f"'{where}.type' must be a string, not a {_json_type(kind)}.",
+            raise InvalidRequest(f"'{where}.type' must be a string, not a {json_type(kind)}.",
                                  param=f"{where}.type")
 
 
@@ -133,7 +133,7 @@ def check_chat(body: dict[str, Any]) -> tuple[str, bool, int | None, int]:
             raise InvalidRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]")
         role = message.get("role")
         if not isinstance(role, str) or role not in ROLES:
-            got = repr(role) if isinstance(role, str) else f"a {_json_type(role)}"
+            got = repr(role) if isinstance(role, str) else f"a {json_type(role)}"
             raise InvalidRequest(
                 f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}; got {got}.",
                 param=f"messages[{i}].role",

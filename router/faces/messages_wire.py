@@ -19,6 +19,7 @@ import orjson
 
 from router.errors import GatewayError, InvalidRequest, UpstreamError
 from router.faces.events import chat_usage, count, sse, usage_parts
+from router.validate import json_type
 
 #: Messages request keys the translation carries (or knowingly handles); any other key is
 #: something only a native upstream can take.
@@ -46,22 +47,10 @@ def error_payload(exc: GatewayError) -> dict[str, Any]:
     return {"type": "error", "error": err}
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _blocks(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise InvalidRequest(f"{where}: Input should be a valid string or list of content "
-                             f"blocks, not a {_kind(value)}.", param=where)
+                             f"blocks, not a {json_type(value)}.", param=where)
     for i, block in enumerate(value):
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise InvalidRequest(f"{where}.{i}: each content block must be an object with a "

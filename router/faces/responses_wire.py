@@ -17,6 +17,7 @@ from typing import Any
 
 from router.errors import GatewayError, InvalidRequest
 from router.faces.events import chat_usage, count, sse, usage_parts
+from router.validate import json_type
 
 #: Request keys the translation carries or knowingly handles (docs/apis.md); any other key is
 #: something only a native upstream can take.
@@ -26,18 +27,6 @@ KNOWN = frozenset({"model", "input", "instructions", "stream", "store", "max_out
                    "truncation", "service_tier", "prompt_cache_key", "safety_identifier",
                    "stream_options", "background"})
 _PART_TEXT = ("input_text", "output_text", "text")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def check(body: dict[str, Any]) -> tuple[str, bool, int | None]:
@@ -50,7 +39,7 @@ def check(body: dict[str, Any]) -> tuple[str, bool, int | None]:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
     if value is not None and not isinstance(value, str | list):
         raise InvalidRequest(f"Invalid type for 'input': expected a string or an array of "
-                             f"input items, but got {_kind(value)}.", param="input")
+                             f"input items, but got {json_type(value)}.", param="input")
     if isinstance(value, list):
         for i, item in enumerate(value):
             if not isinstance(item, dict):
@@ -74,7 +63,7 @@ def check(body: dict[str, Any]) -> tuple[str, bool, int | None]:
     for key in ("reasoning", "text", "metadata"):
         if body.get(key) is not None and not isinstance(body[key], dict):
             raise InvalidRequest(f"Invalid type for '{key}': expected an object, but got "
-                                 f"{_kind(body[key])}.", param=key)
+                                 f"{json_type(body[key])}.", param=key)
     fmt = (body.get("text") or {}).get("format")
     if fmt is not None and not isinstance(fmt, dict):
         raise InvalidRequest("Invalid type for 'text.format': expected an object.",
