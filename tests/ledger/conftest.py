@@ -6,10 +6,16 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.budgets.conftest import persistent_redis, redis_server  # noqa: F401 - fixtures
+from tests.budgets.conftest import (  # noqa: F401 - fixtures
+    REDIS_SERVER,
+    RedisServer,
+    persistent_redis,
+    redis_server,
+)
 from tests.ledger.pg import NO_POSTGRES, PostgresServer, bindir
 
 _dbs = itertools.count()
@@ -30,3 +36,16 @@ def postgres_server() -> Iterator[PostgresServer]:
 def pg_url(postgres_server: PostgresServer) -> str:
     """A database of this test's own."""
     return postgres_server.create_database(f"t{os.getpid()}_{next(_dbs)}")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (for tests that read its memory or restart it)."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server binary not found (apt-get install redis-server)")
+    d = tmp_path / "redis"
+    d.mkdir()
+    srv = RedisServer(d)
+    srv.start()
+    yield srv
+    srv.stop()

@@ -9,16 +9,14 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import psycopg
-import pytest
 import redis
 
-from tests.budgets.conftest import REDIS_SERVER, RedisServer
+from tests.budgets.conftest import RedisServer
 from tests.gateway.conftest import ENV, GATEWAY_KEY, POLICY, fake, write_config
 from tests.support import REPO, Proc, start_gateway, wait_until
 
@@ -35,18 +33,6 @@ budgets:
   teams:
     search: {total: {limit_usd: 1000}}
 """
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server binary not found (apt-get install redis-server)")
-    d = tmp_path / "redis"
-    d.mkdir()
-    srv = RedisServer(d)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 async def load(gw: Proc, n: int, tag: str) -> int:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 
 from router.budgets import BudgetSpec, LedgerRow, Period, Scope
@@ -20,25 +17,13 @@ from router.budgets.export.exporter import Exporter
 from router.budgets.export.postgres import PostgresArchive
 from router.budgets.export.redis_hot import RedisHotLedger
 from router.budgets.redis_store import RedisStore
-from tests.budgets.conftest import REDIS_SERVER, RedisServer
+from tests.budgets.conftest import RedisServer
 from tests.support import wait_until
 
 ROUND = 2000
 ROUNDS = 5
 BUDGETS = [BudgetSpec(Scope.GLOBAL, "all", Period.TOTAL, 10**15),
            BudgetSpec(Scope.TEAM, "t", Period.MONTHLY, 10**15)]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server binary not found (apt-get install redis-server)")
-    d = tmp_path / "redis"
-    d.mkdir()
-    srv = RedisServer(d)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 async def settle_round(store: RedisStore, tag: str) -> None:
